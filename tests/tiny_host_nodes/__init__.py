@@ -1,0 +1,47 @@
+"""Test-only ComfyUI custom node package: a loader for the tiny in-code models.
+
+Loaded only by the test harness (``nodes.load_custom_node``) or by a test server's
+extra custom-node folder; never shipped with the pack.
+"""
+try:  # loaded by the host as a package
+    from . import models
+except ImportError:  # pragma: no cover - imported as a plain module
+    import models  # type: ignore
+
+_CACHE = {}
+
+
+def get_models(arch="sd15", seed=0):
+    """(MODEL, CLIP, VAE) for ``arch`` in {"sd15", "sdxl"}, built once per (arch, seed)."""
+    key = (arch, int(seed))
+    if key not in _CACHE:
+        if arch == "sd15":
+            _CACHE[key] = models.build_sd15(int(seed))
+        elif arch == "sdxl":
+            model, clip = models.build_sdxl(int(seed))
+            # same 4-channel latent space: reuse the sd15 TAESD-layout VAE
+            vae = get_models("sd15", seed)[2]
+            _CACHE[key] = (model, clip, vae)
+        else:
+            raise ValueError("unknown arch {!r}; expected 'sd15' or 'sdxl'".format(arch))
+    return _CACHE[key]
+
+
+class TinyCheckpointLoader:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "arch": (["sd15", "sdxl"],),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+        }}
+
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    FUNCTION = "load"
+    CATEGORY = "testing/tiny"
+
+    def load(self, arch, seed):
+        return get_models(arch, seed)
+
+
+NODE_CLASS_MAPPINGS = {"TinyCheckpointLoader": TinyCheckpointLoader}
+NODE_DISPLAY_NAME_MAPPINGS = {"TinyCheckpointLoader": "Tiny Checkpoint Loader (tests)"}
