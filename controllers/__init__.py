@@ -1,0 +1,1 @@
+"""Controllers: one job each (store, shift, replace, refine, reweight, blend), pure torch."""

@@ -1,0 +1,1 @@
+"""Pure tensor logic of the pack: no ComfyUI import may appear in this package."""

@@ -1,0 +1,99 @@
+"""The one interface between the attention router and the controllers that act on attention.
+
+The router (host adapter) builds an :class:`AttnCall` for every chunk of every attention call and
+hands it to each controller of its stack, in order. Controllers never see ComfyUI objects.
+Tensor layouts:
+
+* cross-attention probabilities: ``[rows, heads, N, T]`` (N queries on the grid, T text tokens);
+* self-attention q, k, v: ``[rows, N, heads * dim_head]`` as projected by the block.
+
+``rows`` are the latent rows of one conditioning chunk (row r is latent batch row r).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+COND = 0
+UNCOND = 1
+
+
+@dataclass
+class RunInfo:
+    """Where the sampling run is: step index (int), progress in [0, 1] and sigma."""
+
+    step: int
+    progress: float
+    sigma: float
+    total_steps: int | None = None
+
+
+@dataclass
+class AttnCall:
+    """Everything a controller may know about one chunk of one attention call."""
+
+    kind: str  # "self" or "cross"
+    key: tuple  # (block_name, block_id, depth_index)
+    chunk: int  # COND or UNCOND
+    chunk_index: int  # position of this chunk among the chunks of the call
+    rows: int  # latent rows in this chunk
+    heads: int
+    grid: tuple[int, int]  # attention grid (h, w) of the queries
+    level: int  # grid side = latent side / 2**level
+    latent_hw: tuple[int, int]
+    run: RunInfo
+    edited: set[int] = field(default_factory=set)  # rows whose attention a controller changed
+
+    @property
+    def is_cond(self) -> bool:
+        return self.chunk == COND
+
+
+class Controller:
+    """Base class: every hook is optional and does nothing by default.
+
+    A controller holds its own run state; :meth:`reset` is called at the start of every sampling
+    run, so nothing survives from one run to the next.
+    """
+
+    def reset(self) -> None:
+        """Forget the state of the previous run."""
+
+    def wants_cross(self, call: AttnCall) -> bool:
+        """True if :meth:`cross` should receive this chunk's explicit attention probabilities."""
+        return False
+
+    def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
+        """Observe or edit cross-attention probabilities ``[rows, heads, N, T]``.
+
+        Return the (possibly edited) probabilities. A controller that edits rows must add their
+        indices to ``call.edited`` so the router recomputes those rows' outputs.
+        """
+        return probs
+
+    def wants_self(self, call: AttnCall) -> bool:
+        """True if :meth:`self_qkv` should be called for this chunk."""
+        return False
+
+    def self_qkv(
+        self, call: AttnCall, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Edit self-attention inputs of a chunk; k and v may change length (same for all rows)."""
+        return q, k, v
+
+    def wants_denoised(self) -> bool:
+        """True if :meth:`denoised` should run after classifier-free guidance of every step."""
+        return False
+
+    def denoised(self, run: RunInfo, denoised: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Edit the guided prediction of x0 ``[rows, C, H, W]`` (post-CFG), e.g. to blend rows."""
+        return denoised
+
+    def wants_model_input(self) -> bool:
+        """True if :meth:`model_input` should see the latent before every model evaluation."""
+        return False
+
+    def model_input(self, run: RunInfo, x: torch.Tensor) -> torch.Tensor:
+        """Edit the latent rows the model sees ``[rows, C, H, W]`` before a step's evaluation."""
+        return x

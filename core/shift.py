@@ -1,0 +1,60 @@
+"""Spatial shifts of maps by fractions of the grid, with zero or edge fill (never wrap-around)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+FILLS = ("zero", "edge")
+
+
+def _shift_int(x: torch.Tensor, d: int, dim: int, fill: str) -> torch.Tensor:
+    size = x.shape[dim]
+    if d == 0:
+        return x
+    if abs(d) >= size:
+        if fill == "zero":
+            return torch.zeros_like(x)
+        edge = x.narrow(dim, 0 if d > 0 else size - 1, 1)
+        return edge.expand_as(x).clone()
+    if d > 0:
+        kept = x.narrow(dim, 0, size - d)
+        pad = torch.zeros_like(x.narrow(dim, 0, d)) if fill == "zero" else x.narrow(dim, 0, 1).expand_as(x.narrow(dim, 0, d))
+        return torch.cat([pad, kept], dim=dim)
+    d = -d
+    kept = x.narrow(dim, d, size - d)
+    pad = torch.zeros_like(x.narrow(dim, 0, d)) if fill == "zero" else x.narrow(dim, size - 1, 1).expand_as(x.narrow(dim, 0, d))
+    return torch.cat([kept, pad], dim=dim)
+
+
+def _shift_axis(x: torch.Tensor, cells: float, dim: int, fill: str) -> torch.Tensor:
+    lo = math.floor(cells)
+    frac = cells - lo
+    a = _shift_int(x, lo, dim, fill)
+    if frac < 1e-6:
+        return a
+    b = _shift_int(x, lo + 1, dim, fill)
+    return a * (1.0 - frac) + b * frac
+
+
+def shift_maps(x: torch.Tensor, dx: float, dy: float, fill: str = "zero") -> torch.Tensor:
+    """Shift ``[..., h, w]`` maps right by ``dx`` and down by ``dy`` (fractions of width/height).
+
+    Fractional cell offsets are linearly interpolated, so one setting means the same at every
+    grid size. ``fill`` is "zero" (vacated cells become 0) or "edge" (they repeat the border).
+    """
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+    h, w = x.shape[-2:]
+    out = _shift_axis(x, dx * w, x.dim() - 1, fill)
+    return _shift_axis(out, dy * h, x.dim() - 2, fill)
+
+
+def shift_tokens(flat: torch.Tensor, grid: tuple[int, int], dx: float, dy: float, fill: str = "zero") -> torch.Tensor:
+    """Shift a ``[..., N, C]`` tensor whose N axis is a flattened (h, w) grid; returns the same layout."""
+    h, w = grid
+    lead = flat.shape[:-2]
+    c = flat.shape[-1]
+    spatial = flat.reshape(*lead, h, w, c).movedim(-1, -3)  # [..., C, h, w]
+    shifted = shift_maps(spatial, dx, dy, fill)
+    return shifted.movedim(-3, -1).reshape(*lead, h * w, c)

@@ -1,0 +1,1 @@
+"""Host adapter: the only package of the pack that knows ComfyUI internals."""

@@ -1,0 +1,242 @@
+"""The attention router: one patch at every transformer block, dispatching to a controller stack.
+
+Installed on a clone of a ModelPatcher by :func:`install`. Stacking a second controller on an
+already-routed model builds a new router holding both controllers and replaces the patches of the
+clone; the parent model keeps its own router. Patch objects deep-copy to themselves because
+``ModelPatcher.clone`` deep-copies ``model_options`` on some hosts.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..core.controller import COND, AttnCall, Controller, RunInfo
+from ..core.grid import attention_grid
+from .blocks import transformer_sites
+from .clock import RunClock
+from .compat import optimized_attention, require_patcher_api
+
+_SLOTS = (("self", "attn1"), ("cross", "attn2"))
+
+
+def attention_probs(q: torch.Tensor, k: torch.Tensor, heads: int) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) as ``[rows, heads, N, T]`` in float32, from ``[rows, N, heads*d]``."""
+    r, n, c = q.shape
+    d = c // heads
+    qh = q.reshape(r, n, heads, d).transpose(1, 2).float()
+    kh = k.reshape(k.shape[0], k.shape[1], heads, d).transpose(1, 2).float()
+    return torch.softmax(qh @ kh.transpose(-1, -2) * d**-0.5, dim=-1)
+
+
+def apply_probs(probs: torch.Tensor, v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """probs ``[rows, heads, N, T]`` times v ``[rows, T, heads*d]`` -> ``[rows, N, heads*d]``."""
+    r, heads, n, t = probs.shape
+    d = v.shape[-1] // heads
+    vh = v.reshape(v.shape[0], t, heads, d).transpose(1, 2).float()
+    return (probs @ vh).transpose(1, 2).reshape(r, n, heads * d).to(dtype)
+
+
+class AttentionRouter:
+    """Calls a stack of controllers from every attention of the model it is installed on."""
+
+    def __init__(self, controllers: tuple[Controller, ...], model_sampling=None):
+        self.controllers = tuple(controllers)
+        self.clock = RunClock(model_sampling)
+
+    def __deepcopy__(self, memo):
+        return self
+
+    # -- run bookkeeping -------------------------------------------------------------------
+    def advance(self, sigmas: torch.Tensor | None, schedule: torch.Tensor | None) -> RunInfo:
+        """Update the clock for a model call; reset every controller when a new run starts."""
+        if self.clock.update(sigmas, schedule):
+            for c in self.controllers:
+                c.reset()
+        return self.clock.info
+
+    def start_run(self) -> None:
+        """Force the next model call to start a new run (for samplers that know run bounds)."""
+        self.clock.force_new_run()
+
+    # -- attention -------------------------------------------------------------------------
+    def _calls(self, kind: str, key: tuple, q: torch.Tensor, extra: dict, run: RunInfo) -> list[tuple[AttnCall, slice]]:
+        chunks = list(extra.get("cond_or_uncond") or [COND])
+        rows = q.shape[0] // len(chunks)
+        shape = extra.get("original_shape")
+        latent_hw = (int(shape[-2]), int(shape[-1])) if shape is not None else None
+        act = extra.get("activations_shape")
+        if act is not None and int(act[-2]) * int(act[-1]) == q.shape[1] and latent_hw is not None:
+            grid, level = (int(act[-2]), int(act[-1])), None
+        else:
+            grid, level = None, None
+        if latent_hw is None:
+            raise RuntimeError("attention router: the host did not pass original_shape; update ComfyUI")
+        h, w, lv = attention_grid(q.shape[1], latent_hw)
+        grid = grid or (h, w)
+        level = lv if level is None else level
+        heads = int(extra["n_heads"])
+        return [
+            (
+                AttnCall(kind=kind, key=key, chunk=int(c), chunk_index=i, rows=rows, heads=heads,
+                         grid=grid, level=level, latent_hw=latent_hw, run=run),
+                slice(i * rows, (i + 1) * rows),
+            )
+            for i, c in enumerate(chunks)
+        ]
+
+    def attend(self, kind: str, key: tuple, previous: Callable | None, q, k, v, extra: dict) -> torch.Tensor:
+        """The replace-patch body for one block: edit via controllers, then attend."""
+        run = self.advance(extra.get("sigmas"), extra.get("sample_sigmas"))
+        heads = int(extra["n_heads"])
+
+        def base(q_, k_, v_):
+            if previous is not None:
+                return previous(q_, k_, v_, extra)
+            return optimized_attention()(q_, k_, v_, heads)
+
+        if kind == "self":
+            return self._attend_self(key, q, k, v, extra, run, base)
+        return self._attend_cross(key, q, k, v, extra, run, base)
+
+    def _attend_self(self, key, q, k, v, extra, run, base):
+        calls = None
+        edited = []
+        for c in self.controllers:
+            if calls is None:
+                calls = self._calls("self", key, q, extra, run)
+            for call, sl in calls:
+                if c.wants_self(call):
+                    edited.append((c, call, sl))
+        if not edited:
+            return base(q, k, v)
+        parts = {sl.start: [call, sl, q[sl], k[sl], v[sl]] for call, sl in calls}
+        for c, call, sl in edited:
+            part = parts[sl.start]
+            part[2], part[3], part[4] = c.self_qkv(call, part[2], part[3], part[4])
+        ordered = [parts[s] for s in sorted(parts)]
+        if len({p[3].shape[1] for p in ordered}) == 1:
+            return base(torch.cat([p[2] for p in ordered]), torch.cat([p[3] for p in ordered]),
+                        torch.cat([p[4] for p in ordered]))
+        return torch.cat([base(p[2], p[3], p[4]) for p in ordered])
+
+    def _attend_cross(self, key, q, k, v, extra, run, base):
+        calls = self._calls("cross", key, q, extra, run)
+        wanted = [(call, sl, [c for c in self.controllers if c.wants_cross(call)]) for call, sl in calls]
+        wanted = [w for w in wanted if w[2]]
+        out = base(q, k, v)
+        if not wanted:
+            return out
+        for call, sl, ctrls in wanted:
+            probs = attention_probs(q[sl], k[sl], call.heads)
+            for c in ctrls:
+                probs = c.cross(call, probs)
+            if call.edited:
+                rows = sorted(call.edited)
+                idx = torch.tensor(rows, device=q.device) + sl.start
+                out[idx] = apply_probs(probs[rows], v[idx], out.dtype)
+        return out
+
+
+class RouterPatch:
+    """The callable installed as attn1/attn2 replace patch at one block key."""
+
+    def __init__(self, router: AttentionRouter, kind: str, key: tuple, previous: Callable | None):
+        self.router, self.kind, self.key, self.previous = router, kind, key, previous
+
+    def __call__(self, q, k, v, extra_options):
+        return self.router.attend(self.kind, self.key, self.previous, q, k, v, extra_options)
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def to(self, device):
+        return self
+
+
+class RouterPostCfg:
+    """Post-CFG function: lets controllers edit the guided x0 prediction of every step."""
+
+    def __init__(self, router: AttentionRouter):
+        self.router = router
+
+    def __call__(self, args: dict) -> torch.Tensor:
+        denoised = args["denoised"]
+        run = self.router.clock.info
+        if run is None:
+            return denoised
+        for c in self.router.controllers:
+            if c.wants_denoised():
+                denoised = c.denoised(run, denoised, args.get("input"))
+        return denoised
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class RouterUnetWrapper:
+    """UNet function wrapper: lets controllers edit the latent rows the model sees."""
+
+    def __init__(self, router: AttentionRouter, previous: Callable | None):
+        self.router, self.previous = router, previous
+
+    def __call__(self, apply_model, args: dict):
+        x = args["input"]
+        chunks = list(args.get("cond_or_uncond") or [COND])
+        run = self.router.advance(args.get("timestep"), None if not isinstance(args.get("c"), dict) else
+                                  args["c"].get("transformer_options", {}).get("sample_sigmas"))
+        rows = x.shape[0] // len(chunks)
+        parts = []
+        for i in range(len(chunks)):
+            part = x[i * rows:(i + 1) * rows]
+            for c in self.router.controllers:
+                if c.wants_model_input():
+                    part = c.model_input(run, part)
+            parts.append(part)
+        args = dict(args, input=torch.cat(parts))
+        if self.previous is not None:
+            return self.previous(apply_model, args)
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def find_router(model) -> AttentionRouter | None:
+    """The router installed on ``model`` by this pack, if any."""
+    replace = model.model_options.get("transformer_options", {}).get("patches_replace", {})
+    for _, name in _SLOTS:
+        for patch in replace.get(name, {}).values():
+            if isinstance(patch, RouterPatch):
+                return patch.router
+    return None
+
+
+def install(model, controller: Controller, node: str):
+    """Return a clone of ``model`` whose router stack ends with ``controller``.
+
+    Other packs' replace patches at the same keys are kept and called by the router.
+    """
+    require_patcher_api(model, node)
+    m = model.clone()
+    replace = m.model_options.get("transformer_options", {}).get("patches_replace", {})
+    old = find_router(m)
+    router = AttentionRouter((old.controllers if old else ()) + (controller,),
+                             getattr(m.model, "model_sampling", None))
+    for site in transformer_sites(m.model.diffusion_model):
+        for kind, name in _SLOTS:
+            if kind == "cross" and not site.has_cross:
+                continue
+            slot = replace.get(name, {})
+            current = slot.get(site.key, slot.get(site.key[:2]))
+            previous = current.previous if isinstance(current, RouterPatch) else current
+            setter = m.set_model_attn1_replace if name == "attn1" else m.set_model_attn2_replace
+            setter(RouterPatch(router, kind, site.key, previous), site.block_name, site.block_id, site.depth)
+    if any(c.wants_denoised() for c in router.controllers):
+        fns = [f for f in m.model_options.get("sampler_post_cfg_function", []) if not isinstance(f, RouterPostCfg)]
+        m.model_options["sampler_post_cfg_function"] = fns + [RouterPostCfg(router)]
+    if any(c.wants_model_input() for c in router.controllers):
+        current = m.model_options.get("model_function_wrapper")
+        previous = current.previous if isinstance(current, RouterUnetWrapper) else current
+        m.model_options["model_function_wrapper"] = RouterUnetWrapper(router, previous)
+    return m

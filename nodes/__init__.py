@@ -1,0 +1,10 @@
+"""Node definitions (thin): inputs, validation, building controllers, wiring."""
+from . import capture
+
+_MODULES = (capture,)
+
+NODE_CLASS_MAPPINGS: dict = {}
+NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+for _m in _MODULES:
+    NODE_CLASS_MAPPINGS.update(_m.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_m.NODE_DISPLAY_NAME_MAPPINGS)

@@ -1,0 +1,217 @@
+"""AttentionCapture and the nodes that view, save and load attention stores."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..controllers.capture import CaptureController
+from ..core import render
+from ..core.grid import parse_levels
+from ..core.store import AttentionStore
+from ..host.router import install
+from ..host.tokens import locate_words, parse_word_list, tokenize_prompt
+from .common import CATEGORY, STORE_TYPE, check_range, check_window, save_preview_images
+
+STORE_FOLDER = "attention_stores"
+
+
+class AttentionCapture:
+    """Record each word's cross-attention map while the returned MODEL samples."""
+
+    DESCRIPTION = (
+        "Records, for each word, its cross-attention map during sampling (conditional branch; mean over "
+        "heads, layers and the steps in [start, end]). Sample with the MODEL output, then connect the "
+        "sampler's LATENT to 'Attention Heatmaps' or 'Save Attention Store'."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL", STORE_TYPE)
+    RETURN_NAMES = ("model", "store")
+    FUNCTION = "capture"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL",),
+                "clip": ("CLIP",),
+                "prompt": ("STRING", {"multiline": True, "default": "a red circle"}),
+                "words": ("STRING", {"default": "circle"}),
+                "start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "end": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "resolutions": ("STRING", {"default": "all"}),
+            }
+        }
+
+    def capture(self, model, clip, prompt, words, start, end, resolutions):
+        node = "AttentionCapture"
+        window = check_window(node, start, end)
+        try:
+            levels = parse_levels(resolutions)
+        except ValueError as e:
+            raise ValueError(f"{node}: input 'resolutions': {e}") from None
+        tokens = tokenize_prompt(clip, prompt)
+        entries = parse_word_list(words)
+        indices = locate_words(clip, tokens, entries, node)
+        store = AttentionStore(prompt=prompt, words=entries, token_indices=indices, step_range=window, levels=levels)
+        return (install(model, CaptureController(store), node), store)
+
+
+class AttentionHeatmaps:
+    """Render a store's maps as heatmaps (over the image when given) and thresholded masks."""
+
+    DESCRIPTION = (
+        "Shows the maps of an attention store as heatmap images (one per row and word, in the order of "
+        "the words) and as masks (map normalised to [0, 1], then >= threshold). Connect the sampler's "
+        "LATENT so this node runs after sampling; connect the decoded IMAGE to overlay the heatmaps."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("heatmaps", "masks")
+    FUNCTION = "render"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "store": (STORE_TYPE,),
+                "latent": ("LATENT",),
+                "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "layout": (["overlay", "beside", "heatmap only"],),
+            },
+            "optional": {"image": ("IMAGE",)},
+        }
+
+    def render(self, store, latent, threshold, layout, image=None):
+        node = "AttentionHeatmaps"
+        check_range(node, "threshold", threshold, 0.0, 1.0)
+        maps = store.maps().float().cpu()
+        if image is not None:
+            size = (int(image.shape[1]), int(image.shape[2]))
+        else:
+            lat = latent["samples"].shape
+            size = (int(lat[-2]) * 8, int(lat[-1]) * 8)
+        rows, words = maps.shape[:2]
+        img = None if image is None else image.float().cpu()
+        if img is not None and img.shape[0] not in (1, rows):
+            raise ValueError(
+                f"{node}: input 'image' has {img.shape[0]} images but the store has {rows} rows; "
+                "connect the decoded image of the same sampler run."
+            )
+        heat = render.heatmaps(maps, size, img if layout == "overlay" else None)
+        if layout == "beside" and img is not None:
+            src = img.expand(rows, *img.shape[1:]) if img.shape[0] == 1 else img
+            src = src[:, None].expand(rows, words, *src.shape[1:]).reshape(rows * words, *src.shape[1:])
+            heat = torch.cat([src, heat], dim=2)
+        mask = render.masks(maps, size, threshold)
+        ui = {"images": save_preview_images(heat, "attention_heatmap")}
+        return {"ui": ui, "result": (heat, mask)}
+
+
+class SaveAttentionStore:
+    """Write a store to a .safetensors file under ComfyUI's output folder."""
+
+    DESCRIPTION = (
+        "Saves the maps of an attention store, with prompt, words, token indices, grid and step range as "
+        f"metadata, to output/{STORE_FOLDER}/<prefix>_NNNNN.safetensors. Connect the sampler's LATENT so "
+        "it runs after sampling."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "store": (STORE_TYPE,),
+                "latent": ("LATENT",),
+                "filename_prefix": ("STRING", {"default": "attention"}),
+            }
+        }
+
+    def save(self, store, latent, filename_prefix):
+        import folder_paths
+        from safetensors.torch import save_file
+
+        tensors, meta = store.to_tensors()
+        out_dir = os.path.join(folder_paths.get_output_directory(), STORE_FOLDER)
+        os.makedirs(out_dir, exist_ok=True)
+        prefix = os.path.basename(filename_prefix.strip()) or "attention"
+        existing = [f for f in os.listdir(out_dir) if f.startswith(prefix + "_") and f.endswith(".safetensors")]
+        counter = 1 + max([_counter(f, prefix) for f in existing] or [0])
+        name = f"{prefix}_{counter:05}.safetensors"
+        save_file(tensors, os.path.join(out_dir, name), metadata=meta)
+        return {"ui": {"stores": [{"filename": name, "subfolder": STORE_FOLDER, "type": "output"}]}}
+
+
+def _counter(filename: str, prefix: str) -> int:
+    digits = filename[len(prefix) + 1:].split(".")[0]
+    return int(digits) if digits.isdigit() else 0
+
+
+def _store_files() -> list[str]:
+    import folder_paths
+
+    out_dir = os.path.join(folder_paths.get_output_directory(), STORE_FOLDER)
+    if not os.path.isdir(out_dir):
+        return []
+    return sorted(f for f in os.listdir(out_dir) if f.endswith(".safetensors"))
+
+
+class LoadAttentionStore:
+    """Read a store saved by 'Save Attention Store' so its maps can be reused in a later run."""
+
+    DESCRIPTION = f"Loads an attention store from output/{STORE_FOLDER}/."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (STORE_TYPE,)
+    RETURN_NAMES = ("store",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"file": (_store_files() or ["(no saved stores yet)"],)}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, file):
+        if file not in _store_files():
+            return f"LoadAttentionStore: file '{file}' is not in output/{STORE_FOLDER}/; save a store first."
+        return True
+
+    @classmethod
+    def IS_CHANGED(cls, file):
+        import folder_paths
+
+        path = os.path.join(folder_paths.get_output_directory(), STORE_FOLDER, file)
+        return os.path.getmtime(path) if os.path.exists(path) else ""
+
+    def load(self, file):
+        import folder_paths
+        from safetensors import safe_open
+
+        path = os.path.join(folder_paths.get_output_directory(), STORE_FOLDER, os.path.basename(file))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"LoadAttentionStore: input 'file': {path} does not exist.")
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        try:
+            return (AttentionStore.from_tensors(tensors, meta),)
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"LoadAttentionStore: input 'file': {file} is not a valid attention store ({e}).") from None
+
+
+NODE_CLASS_MAPPINGS = {
+    "AttentionCapture": AttentionCapture,
+    "AttentionHeatmaps": AttentionHeatmaps,
+    "SaveAttentionStore": SaveAttentionStore,
+    "LoadAttentionStore": LoadAttentionStore,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "AttentionCapture": "Attention Capture",
+    "AttentionHeatmaps": "Attention Heatmaps",
+    "SaveAttentionStore": "Save Attention Store",
+    "LoadAttentionStore": "Load Attention Store",
+}
