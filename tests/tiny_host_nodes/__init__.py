@@ -43,5 +43,22 @@ class TinyCheckpointLoader:
         return get_models(arch, seed)
 
 
-NODE_CLASS_MAPPINGS = {"TinyCheckpointLoader": TinyCheckpointLoader}
-NODE_DISPLAY_NAME_MAPPINGS = {"TinyCheckpointLoader": "Tiny Checkpoint Loader (tests)"}
+class TinyFail:
+    """Output node that always raises: lets tests check how execution errors are reported."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"latent": ("LATENT",), "message": ("STRING", {"default": "TinyFail"})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "fail"
+    OUTPUT_NODE = True
+    CATEGORY = "testing/tiny"
+
+    def fail(self, latent, message):
+        raise RuntimeError(message)
+
+
+NODE_CLASS_MAPPINGS = {"TinyCheckpointLoader": TinyCheckpointLoader, "TinyFail": TinyFail}
+NODE_DISPLAY_NAME_MAPPINGS = {"TinyCheckpointLoader": "Tiny Checkpoint Loader (tests)",
+                              "TinyFail": "Tiny Fail (tests)"}

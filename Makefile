@@ -1,0 +1,18 @@
+# Developer entry points. `make test` works in a fresh clone (it bootstraps .venv and a host).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV_PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap test demo clean-env
+
+bootstrap:
+	$(PYTHON) scripts/bootstrap.py
+
+test: bootstrap
+	$(VENV_PY) -m pytest -q tests $(PYTEST_ARGS)
+
+demo: bootstrap
+	$(VENV_PY) -m scripts.demo
+
+clean-env:
+	rm -rf .venv .host

@@ -1,0 +1,1 @@
+"""Developer scripts (bootstrap, host lookup, demo). Not part of the node pack."""

@@ -1,0 +1,59 @@
+"""Shared pytest fixtures.
+
+Importing ``harness`` first configures the host (sys.path, --cpu, PyTorch attention)
+before anything imports ``comfy.model_management``.
+
+Fixtures
+--------
+host        (session) harness.Host: host nodes initialised, tiny test nodes and the pack
+            registered; ComfyUI output/temp/input folders point at a session temp dir.
+pack        (session) the repo imported as package ``attention_motion`` (skips the test,
+            with the import error, if the pack's __init__ does not import).
+tiny_sd15   (session) (MODEL, CLIP, VAE) tiny SD1.5-architecture model, seed 0.
+tiny_sdxl   (session) (MODEL, CLIP) tiny SDXL-architecture model, seed 0.
+output_dir  (session) path of ComfyUI's output folder for this session.
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+
+harness.setup_host()
+# `import attention_motion...` works in test modules from here on (a stub package with the
+# repo as its path if the pack's __init__ does not import; see harness.install_pack_package).
+harness.install_pack_package()
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory):
+    return harness.init_host(output_dir=str(tmp_path_factory.mktemp("comfy")))
+
+
+@pytest.fixture(scope="session")
+def output_dir(host):
+    return host.output_dir
+
+
+@pytest.fixture(scope="session")
+def pack():
+    try:
+        return harness.import_pack()
+    except Exception as e:  # the pack is being written in parallel; do not break other tests
+        pytest.skip("the pack does not import: {}: {}".format(type(e).__name__, e))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15():
+    from tiny_host_nodes import get_models
+    return get_models("sd15", 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl():
+    from tiny_host_nodes import get_models
+    model, clip, _vae = get_models("sdxl", 0)
+    return model, clip
