@@ -27,6 +27,9 @@ harness.setup_host()
 # repo as its path if the pack's __init__ does not import; see harness.install_pack_package).
 harness.install_pack_package()
 
+# Session fixture `comfy_server`: a real ComfyUI server with the pack (tests/server_harness.py).
+from server_harness import comfy_server  # noqa: E402,F401
+
 
 @pytest.fixture(scope="session")
 def host(tmp_path_factory):

@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Run a ComfyUI workflow headless against a running ComfyUI server.
+
+    python scripts/run_workflow.py workflows/capture_heatmaps.json \\
+        --server http://127.0.0.1:8188 --set 3.seed=7 --out outputs/
+
+Takes a workflow in UI format (converted with the server's /object_info) or API format,
+applies ``--set`` overrides (``NODE.INPUT=VALUE`` or ``INPUT=VALUE`` for every node with that
+input), posts it to /prompt, follows progress on the websocket /ws, downloads the outputs
+through /view into ``--out`` and prints their paths.
+
+Exit status: 0 done; 1 bad arguments, unreadable workflow or server unreachable; 2 the server
+rejected the prompt (node errors printed); 3 execution failed (the node's error printed);
+4 timed out. Standard library only: no ComfyUI import, no extra dependency.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import socket
+import ssl
+import struct
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import workflow_format  # noqa: E402
+
+EXIT_OK, EXIT_USAGE, EXIT_REJECTED, EXIT_FAILED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class RunError(Exception):
+    """A run that ended badly; ``code`` is the exit status, the message is printable."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+# ----------------------------------------------------------------------------- websocket
+class WebSocket:
+    """Minimal RFC 6455 client: text/binary frames in, pong and close out (frames masked)."""
+
+    def __init__(self, url: str, timeout: float = 30.0):
+        parts = urllib.parse.urlsplit(url)
+        secure = parts.scheme in ("wss", "https")
+        host, port = parts.hostname, parts.port or (443 if secure else 80)
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if secure:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        self.sock = sock
+        key = base64.b64encode(os.urandom(16)).decode()
+        path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        sock.sendall(request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("websocket handshake: connection closed")
+            head += chunk
+        head, self._buf = head.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        if " 101 " not in lines[0] + " ":
+            raise ConnectionError(f"websocket handshake refused: {lines[0]}")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        expect = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+        if headers.get("sec-websocket-accept") != expect:
+            raise ConnectionError("websocket handshake: bad Sec-WebSocket-Accept")
+
+    def _read(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("websocket closed by the server")
+            self._buf += chunk
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+    def _send(self, opcode: int, payload: bytes = b"") -> None:
+        header = bytes([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 65536:
+            header += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        mask = os.urandom(4)
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def recv(self) -> tuple[int, bytes]:
+        """Next complete message as (opcode, payload); answers pings; raises on close."""
+        message, first_op = b"", None
+        while True:
+            b0, b1 = self._read(2)
+            fin, opcode = b0 & 0x80, b0 & 0x0F
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._read(8))[0]
+            mask = self._read(4) if b1 & 0x80 else None
+            payload = self._read(n)
+            if mask:
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            if opcode == 0x9:
+                self._send(0xA, payload)
+                continue
+            if opcode == 0xA:
+                continue
+            if opcode == 0x8:
+                raise ConnectionError("websocket closed by the server")
+            if opcode != 0x0:
+                first_op = opcode
+            message += payload
+            if fin:
+                return first_op or 0x1, message
+
+    def settimeout(self, seconds: float | None) -> None:
+        self.sock.settimeout(seconds)
+
+    def close(self) -> None:
+        try:
+            self._send(0x8, struct.pack(">H", 1000))
+        except OSError:
+            pass
+        self.sock.close()
+
+
+# ----------------------------------------------------------------------------- HTTP
+def _http(server: str, path: str, body: Any = None, timeout: float = 60.0) -> tuple[int, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(server.rstrip("/") + path, data=data,
+                                 headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise RunError(EXIT_USAGE, f"cannot reach the ComfyUI server at {server}: {e}") from None
+
+
+def get_json(server: str, path: str) -> Any:
+    status, raw = _http(server, path)
+    if status != 200:
+        raise RunError(EXIT_USAGE, f"GET {path}: HTTP {status}: {raw[:300].decode(errors='replace')}")
+    return json.loads(raw)
+
+
+# ----------------------------------------------------------------------------- error text
+def format_rejection(body: Any) -> str:
+    """Readable text of a /prompt 400 answer: the error, then each node's errors."""
+    if not isinstance(body, dict):
+        return f"the server rejected the prompt: {body}"
+    lines = []
+    err = body.get("error")
+    if isinstance(err, dict):
+        lines.append(f"the server rejected the prompt: {err.get('message', '')}".rstrip())
+        if err.get("details"):
+            lines.append(f"  {err['details']}")
+    elif err:
+        lines.append(f"the server rejected the prompt: {err}")
+    node_errors = body.get("node_errors") or {}
+    for nid, info in (node_errors.items() if isinstance(node_errors, dict) else []):
+        lines.append(f"node {nid} ({info.get('class_type', '?')}):")
+        for e in info.get("errors", []):
+            inp = (e.get("extra_info") or {}).get("input_name")
+            where = f" [input '{inp}']" if inp else ""
+            detail = e.get("details") or ""
+            lines.append(f"  - {e.get('message', '')}{where}: {detail}".rstrip(": "))
+    return "\n".join(lines)
+
+
+def format_execution_error(data: dict) -> str:
+    """Readable text of an ``execution_error`` event."""
+    lines = [f"execution failed in node {data.get('node_id')} ({data.get('node_type')}): "
+             f"{data.get('exception_type', 'Error')}: {data.get('exception_message', '').strip()}"]
+    tb = data.get("traceback") or []
+    if tb:
+        lines.append("  host traceback (last lines):")
+        lines += ["    " + line.rstrip() for line in "".join(tb).rstrip().splitlines()[-6:]]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- run
+def prepare(workflow: dict, server: str, sets: list[str]) -> dict:
+    """API prompt from a UI or API workflow, overrides applied (fetches /object_info if UI)."""
+    if workflow_format.is_ui_format(workflow):
+        api = workflow_format.ui_to_api(workflow, get_json(server, "/object_info"))
+    elif workflow_format.is_api_format(workflow):
+        api = json.loads(json.dumps(workflow))
+    else:
+        raise RunError(EXIT_USAGE, "the workflow is neither UI format nor API format")
+    return workflow_format.apply_overrides(api, sets)
+
+
+def _file_entries(outputs: dict) -> list[tuple[str, dict]]:
+    found = []
+    for nid, out in (outputs or {}).items():
+        for value in (out or {}).values():
+            if isinstance(value, list):
+                found += [(nid, v) for v in value if isinstance(v, dict) and "filename" in v]
+    return found
+
+
+def download(server: str, outputs: dict, out_dir: str, kinds: tuple[str, ...] = ("output",)) -> list[str]:
+    """Fetch every file listed in a history ``outputs`` dict through /view; returns local paths."""
+    paths = []
+    os.makedirs(out_dir, exist_ok=True)
+    for _nid, entry in _file_entries(outputs):
+        kind = entry.get("type", "output")
+        if kind not in kinds:
+            continue
+        query = urllib.parse.urlencode({"filename": entry["filename"], "subfolder": entry.get("subfolder", ""),
+                                        "type": kind})
+        status, raw = _http(server, "/view?" + query)
+        if status != 200:
+            raise RunError(EXIT_FAILED, f"GET /view {entry['filename']}: HTTP {status}")
+        sub = os.path.join(out_dir, *[p for p in entry.get("subfolder", "").split("/") if p not in ("", "..")])
+        if kind != "output":
+            sub = os.path.join(out_dir, kind, os.path.relpath(sub, out_dir))
+        os.makedirs(sub, exist_ok=True)
+        path = os.path.normpath(os.path.join(sub, os.path.basename(entry["filename"])))
+        with open(path, "wb") as f:
+            f.write(raw)
+        paths.append(path)
+    return paths
+
+
+def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str = "outputs",
+        timeout: float = 600.0, previews: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Queue ``workflow`` on ``server``, wait for it and download its outputs.
+
+    Returns ``{"prompt_id", "outputs" (history outputs), "files" (local paths)}``; raises
+    :class:`RunError` with the exit code and a readable message when it goes wrong.
+    """
+    server = server.rstrip("/")
+    api = prepare(workflow, server, list(sets or []))
+    names = {nid: node.get("class_type") for nid, node in api.items()}
+    client_id = uuid.uuid4().hex
+    ws_url = server.replace("https://", "wss://").replace("http://", "ws://") + "/ws?clientId=" + client_id
+    try:
+        ws = WebSocket(ws_url)
+    except OSError as e:
+        raise RunError(EXIT_USAGE, f"cannot open the websocket {ws_url}: {e}") from None
+    try:
+        status, raw = _http(server, "/prompt", {"prompt": api, "client_id": client_id})
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw.decode(errors="replace")
+        if status != 200:
+            raise RunError(EXIT_REJECTED, format_rejection(body))
+        prompt_id = body["prompt_id"]
+        log(f"queued prompt {prompt_id} ({len(api)} nodes)")
+        _follow(ws, prompt_id, names, timeout, log)
+    finally:
+        ws.close()
+    history = get_json(server, f"/history/{prompt_id}").get(prompt_id, {})
+    outputs = history.get("outputs", {})
+    kinds = ("output", "temp") if previews else ("output",)
+    files = download(server, outputs, out_dir, kinds)
+    for path in files:
+        log(f"saved {path}")
+    return {"prompt_id": prompt_id, "outputs": outputs, "files": files}
+
+
+def _follow(ws: WebSocket, prompt_id: str, names: dict, timeout: float, log: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RunError(EXIT_TIMEOUT, f"prompt {prompt_id} did not finish within {timeout:.0f} s")
+        ws.settimeout(left)
+        try:
+            opcode, payload = ws.recv()
+        except socket.timeout:
+            continue
+        except OSError as e:
+            raise RunError(EXIT_FAILED, f"lost the websocket while waiting for prompt {prompt_id}: {e}") from None
+        if opcode != 0x1:
+            continue  # binary frames are live previews
+        msg = json.loads(payload)
+        kind, data = msg.get("type"), msg.get("data") or {}
+        if data.get("prompt_id") not in (None, prompt_id):
+            continue
+        if kind == "execution_start":
+            log("started")
+        elif kind == "execution_cached" and data.get("nodes"):
+            log("cached: " + ", ".join(f"{n} ({names.get(n, '?')})" for n in data["nodes"]))
+        elif kind == "executing":
+            node = data.get("node")
+            if node is None:
+                if data.get("prompt_id") == prompt_id:
+                    log("done")
+                    return
+            else:
+                log(f"running node {node} ({names.get(str(node), '?')})")
+        elif kind == "progress":
+            log(f"  step {data.get('value')}/{data.get('max')}")
+        elif kind == "execution_error":
+            raise RunError(EXIT_FAILED, format_execution_error(data))
+        elif kind == "execution_interrupted":
+            raise RunError(EXIT_FAILED, f"prompt {prompt_id} was interrupted (node {data.get('node_id')})")
+        elif kind == "execution_success":
+            log("done")
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workflow", help="workflow JSON file (UI or API format)")
+    parser.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI URL (default %(default)s)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="[NODE.]INPUT=VALUE",
+                        help="override an input of one node (3.seed=7) or of every node having it "
+                             "(ckpt_name=model.safetensors); repeatable")
+    parser.add_argument("--out", default="outputs", help="folder for the downloaded outputs (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run (default %(default)s)")
+    parser.add_argument("--previews", action="store_true", help="also download preview (temp) images")
+    parser.add_argument("--print-api", action="store_true", help="print the API prompt and exit (no run)")
+    args = parser.parse_args(argv)
+    try:
+        workflow = workflow_format.load(args.workflow)
+        if args.print_api:
+            print(json.dumps(prepare(workflow, args.server, args.sets), indent=2))
+            return EXIT_OK
+        result = run(workflow, args.server, args.sets, args.out, args.timeout, args.previews)
+    except RunError as e:
+        print(str(e), file=sys.stderr)
+        return e.code
+    except (workflow_format.WorkflowError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if not result["files"]:
+        print("finished; the workflow produced no output files", file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
