@@ -1,7 +1,7 @@
 """Node definitions (thin): inputs, validation, building controllers, wiring."""
-from . import capture
+from . import capture, clip_output, motion
 
-_MODULES = (capture,)
+_MODULES = (capture, motion, clip_output,)
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}

@@ -1,0 +1,123 @@
+"""Temporal consistency of frames sampled as one batch (after Text2Video-Zero).
+
+* :class:`CrossFrameController`: every frame's self-attention takes its keys and values from an
+  anchor frame (row 0), or from the anchor and the previous frame concatenated. The host's
+  optimised attention does the work; no N x N map is formed.
+* :class:`BackgroundLock`: after each step, outside the moving words' region (where the object
+  is in the anchor and where it goes), a frame's x0 prediction is pulled towards the anchor's.
+
+Row 0 is the anchor and is never changed, so it comes out exactly as a plain generation.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..core.controller import AttnCall, Controller, RunInfo
+from ..core.maps import MapAccumulator, normalize, word_maps
+from ..core.shift import shift_maps
+
+CROSS_FRAME_MODES = ("anchor", "anchor+previous", "off")
+
+
+class CrossFrameController(Controller):
+    """Self-attention K/V of every row from the anchor row (and the previous row)."""
+
+    def __init__(self, mode: str = "anchor", own_window: tuple[float, float] | None = None,
+                 moving_rows: frozenset[int] = frozenset()):
+        """``own_window``: a progress window in which ``moving_rows`` keep their own K/V (so the
+        anchor's layout does not hold a moving object in place while the layout forms)."""
+        if mode not in CROSS_FRAME_MODES:
+            raise ValueError(f"cross-frame mode must be one of {CROSS_FRAME_MODES}, got {mode!r}")
+        self.mode = mode
+        self.own_window = own_window
+        self.moving_rows = frozenset(moving_rows)
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def wants_self(self, call: AttnCall) -> bool:
+        return self.mode != "off" and call.rows > 1
+
+    def _own(self, call: AttnCall, row: int) -> bool:
+        if self.own_window is None or row not in self.moving_rows:
+            return False
+        lo, hi = self.own_window
+        return lo - 1e-9 <= call.run.progress <= hi + 1e-9
+
+    def self_qkv(self, call, q, k, v):
+        rows = call.rows
+        ks, vs = [], []
+        for r in range(rows):
+            own = self._own(call, r)
+            a = r if own else 0
+            if self.mode == "anchor":
+                ks.append(k[a:a + 1])
+                vs.append(v[a:a + 1])
+            else:  # anchor+previous: [anchor, previous]; duplicating keys leaves attention unchanged
+                p = r if own else max(r - 1, 0)
+                ks.append(torch.cat([k[a:a + 1], k[p:p + 1]], dim=1))
+                vs.append(torch.cat([v[a:a + 1], v[p:p + 1]], dim=1))
+        return q, torch.cat(ks), torch.cat(vs)
+
+
+class BackgroundLock(Controller):
+    """Blend each frame's x0 prediction with the anchor's outside the moving words' region."""
+
+    def __init__(self, token_groups: list[list[int]], offsets: torch.Tensor, strength: float = 0.5,
+                 start: float = 0.2, threshold: float = 0.3):
+        """``offsets`` ``[rows, words, 2]``: where each word is in each row relative to row 0."""
+        self.groups = [list(g) for g in token_groups]
+        self.offsets = torch.as_tensor(offsets, dtype=torch.float32)
+        self.strength = float(strength)
+        self.start = float(start)
+        self.threshold = float(threshold)
+        self._acc: MapAccumulator | None = None
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def reset(self) -> None:
+        self._acc = None
+
+    def wants_cross(self, call: AttnCall) -> bool:
+        return call.is_cond and self.strength > 0
+
+    def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
+        maps = word_maps(probs[:1], self.groups, call.grid)  # the anchor's maps
+        if self._acc is None:
+            self._acc = MapAccumulator(call.grid)
+        self._acc.add(maps)
+        return probs
+
+    def wants_denoised(self) -> bool:
+        return self.strength > 0
+
+    def masks(self, rows: int, size: tuple[int, int]) -> torch.Tensor | None:
+        """Foreground masks ``[rows, 1, H, W]`` (1 = the words' region in the anchor or the row)."""
+        if self._acc is None or self._acc.mean() is None:
+            return None
+        base = (normalize(self._acc.mean()[0]) >= self.threshold).float()  # [words, h, w]
+        out = []
+        for r in range(rows):
+            off = self.offsets[min(r, self.offsets.shape[0] - 1)]
+            m = base.clone()
+            for w in range(base.shape[0]):
+                m[w] = torch.maximum(base[w], shift_maps(base[w], float(off[w, 0]), float(off[w, 1]), "zero"))
+            out.append(m.amax(dim=0, keepdim=True))
+        mask = torch.stack(out)  # [rows, 1, h, w]
+        mask = F.max_pool2d(mask, 3, stride=1, padding=1)
+        return F.interpolate(mask, size=size, mode="nearest")
+
+    def denoised(self, run: RunInfo, denoised: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        rows = denoised.shape[0]
+        if rows < 2 or run.progress < self.start:
+            return denoised
+        mask = self.masks(rows, tuple(denoised.shape[-2:]))
+        if mask is None:
+            return denoised
+        mask = mask.to(denoised)
+        anchor = denoised[:1]
+        keep = 1.0 - mask
+        keep[0] = 0.0
+        return denoised + self.strength * keep * (anchor - denoised)

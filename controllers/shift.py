@@ -1,0 +1,146 @@
+"""Move words by shifting their cross-attention maps (conditional branch, within a step window).
+
+One controller serves the single-image TokenShift node and the frames of FrameSequence: it
+holds a shift per latent row and word, and a *reference* saying whose map each row shifts:
+
+* ``own``: row r shifts its own map (TokenShift);
+* ``anchor``: row r takes row 0's map shifted by its offset (the *variation* schedule);
+* ``previous``: row r takes row r-1's map shifted by one path step (the *incremental* schedule).
+
+Row r never reads rows after it, so a batch computes exactly what a frame-by-frame run that
+replays the previous frame's maps would.
+
+Self-attention (``self_mode``):
+
+* ``free``: left alone (the router's other controllers may still edit it);
+* ``shift``: inside the window, the row's self-attention queries, keys and values in the
+  object's destination region are replaced by the reference's tokens from the object's source
+  region, so the object's self-attention pattern moves with its cross-attention map.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..core.controller import AttnCall, Controller
+from ..core.maps import normalize, word_maps
+from ..core.shift import shift_maps, shift_tokens
+
+REFERENCES = ("own", "anchor", "previous")
+SELF_MODES = ("free", "shift")
+
+
+class ShiftController(Controller):
+    """Shift the cross-attention columns of word tokens by per-row, per-word offsets."""
+
+    def __init__(
+        self,
+        token_groups: list[list[int]],
+        shifts: torch.Tensor,
+        window: tuple[float, float] = (0.0, 0.5),
+        levels: frozenset[int] | None = None,
+        fill: str = "zero",
+        reference: str = "own",
+        self_mode: str = "free",
+        mask_threshold: float = 0.3,
+    ):
+        """``shifts`` is ``[rows, words, 2]`` (dx, dy as fractions of width/height); a table with
+        fewer rows than the batch repeats its last row."""
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+        if self_mode not in SELF_MODES:
+            raise ValueError(f"self_mode must be one of {SELF_MODES}, got {self_mode!r}")
+        shifts = torch.as_tensor(shifts, dtype=torch.float32)
+        if shifts.dim() != 3 or shifts.shape[1] != len(token_groups) or shifts.shape[2] != 2:
+            raise ValueError(f"shifts must be [rows, {len(token_groups)}, 2], got {tuple(shifts.shape)}")
+        self.groups = [list(g) for g in token_groups]
+        self.shifts = shifts
+        self.window = window
+        self.levels = levels
+        self.fill = fill
+        self.reference = reference
+        self.self_mode = self_mode
+        self.mask_threshold = mask_threshold
+        self.runs = 0
+        self._last_maps: dict[int, torch.Tensor] = {}  # level -> reference maps [rows, words, h, w]
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def reset(self) -> None:
+        self.runs += 1
+        self._last_maps = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def shift_of(self, row: int, word: int) -> tuple[float, float]:
+        r = min(row, self.shifts.shape[0] - 1)
+        dx, dy = self.shifts[r, word].tolist()
+        return dx, dy
+
+    def source_row(self, row: int) -> int:
+        if self.reference == "anchor":
+            return 0
+        if self.reference == "previous":
+            return max(row - 1, 0)
+        return row
+
+    def _active(self, call: AttnCall) -> bool:
+        lo, hi = self.window
+        in_window = lo - 1e-9 <= call.run.progress <= hi + 1e-9
+        return call.is_cond and in_window and (self.levels is None or call.level in self.levels)
+
+    def _moves(self, row: int) -> bool:
+        """True when the row's map differs from its own unedited map."""
+        if self.source_row(row) != row:
+            return True
+        r = min(row, self.shifts.shape[0] - 1)
+        return bool(self.shifts[r].abs().sum() > 0)
+
+    # -- cross-attention ---------------------------------------------------------------------
+    def wants_cross(self, call: AttnCall) -> bool:
+        return self._active(call)
+
+    def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
+        t = probs.shape[-1]
+        raw = probs
+        out = probs.clone()
+        for r in range(call.rows):
+            if not self._moves(r):
+                continue
+            src = self.source_row(r)
+            for w, group in enumerate(self.groups):
+                cols = [j for j in group if j < t]
+                if not cols:
+                    continue
+                dx, dy = self.shift_of(r, w)
+                sub = raw[src][..., cols]  # [heads, N, tokens]
+                out[r][..., cols] = shift_tokens(sub, call.grid, dx, dy, self.fill)
+            call.edited.add(r)
+        if self.self_mode == "shift":
+            ref = word_maps(raw, self.groups, call.grid)
+            self._last_maps[call.level] = ref.detach()
+        return out
+
+    # -- self-attention ----------------------------------------------------------------------
+    def wants_self(self, call: AttnCall) -> bool:
+        return self.self_mode == "shift" and self._active(call) and call.level in self._last_maps
+
+    def self_qkv(self, call, q, k, v):
+        maps = self._last_maps[call.level]
+        if maps.shape[0] != call.rows or tuple(maps.shape[-2:]) != tuple(call.grid):
+            return q, k, v
+        src_masks = (normalize(maps) >= self.mask_threshold).float()  # [rows, words, h, w]
+        orig = (q, k, v)
+        q, k, v = q.clone(), k.clone(), v.clone()
+        for r in range(call.rows):
+            if not self._moves(r):
+                continue
+            s = self.source_row(r)
+            for w in range(len(self.groups)):
+                dx, dy = self.shift_of(r, w)
+                dest = shift_maps(src_masks[s, w], dx, dy, "zero").reshape(-1, 1).to(q.dtype)
+                if float(dest.sum()) == 0:
+                    continue
+                for t, t0 in zip((q, k, v), orig):
+                    moved = shift_tokens(t0[s], call.grid, dx, dy, "edge")
+                    t[r] = t[r] + dest * (moved - t[r])
+        return q, k, v

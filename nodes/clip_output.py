@@ -1,0 +1,130 @@
+"""Save an IMAGE batch as an animated clip (GIF, animated WebP, MP4) and show it in the UI."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .common import CATEGORY, check_range
+
+
+def to_uint8(images) -> np.ndarray:
+    """``[N, H, W, C]`` floats in [0, 1] -> uint8 RGB array."""
+    arr = images.detach().cpu().float().clamp(0, 1).numpy()
+    arr = (arr * 255.0).round().astype(np.uint8)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return arr[..., :3]
+
+
+def write_gif(path: str, frames: np.ndarray, fps: float, loop: int) -> None:
+    from PIL import Image
+
+    imgs = [Image.fromarray(f) for f in frames]
+    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=max(1, round(1000.0 / fps)),
+                 loop=loop, optimize=False, disposal=1)
+
+
+def write_webp(path: str, frames: np.ndarray, fps: float, loop: int, quality: int) -> None:
+    from PIL import Image
+
+    imgs = [Image.fromarray(f) for f in frames]
+    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=max(1, round(1000.0 / fps)),
+                 loop=loop, quality=quality, lossless=quality >= 100, method=4)
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: float, quality: int) -> None:
+    import imageio.v2 as imageio
+
+    h, w = frames.shape[1:3]
+    if h % 2 or w % 2:  # yuv420p needs even sides: repeat the last row/column
+        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    writer = imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                pixelformat="yuv420p", quality=max(1, min(10, quality // 10)),
+                                macro_block_size=1, ffmpeg_log_level="error")
+    try:
+        for f in frames:
+            writer.append_data(f)
+    finally:
+        writer.close()
+
+
+class SaveMotionClip:
+    """Write frames as GIF / animated WebP / MP4 (and PNGs on request) to the output folder."""
+
+    DESCRIPTION = (
+        "Saves an IMAGE batch (the decoded frames of a clip) as an animated GIF, an animated WebP and/or "
+        "an MP4 (H.264) in ComfyUI's output folder, optionally with one PNG per frame, and shows the "
+        "animation on the node. loop 0 repeats forever."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE",),
+                "filename_prefix": ("STRING", {"default": "motion"}),
+                "fps": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 120.0, "step": 0.5}),
+                "loop": ("INT", {"default": 0, "min": 0, "max": 1000}),
+                "gif": ("BOOLEAN", {"default": True}),
+                "webp": ("BOOLEAN", {"default": True}),
+                "mp4": ("BOOLEAN", {"default": True}),
+                "frame_pngs": ("BOOLEAN", {"default": False}),
+                "quality": ("INT", {"default": 90, "min": 1, "max": 100}),
+            }
+        }
+
+    def save(self, images, filename_prefix="motion", fps=8.0, loop=0, gif=True, webp=True, mp4=True,
+             frame_pngs=False, quality=90):
+        import folder_paths
+        from PIL import Image
+
+        node = "SaveMotionClip"
+        check_range(node, "fps", fps, 0.1, 120.0)
+        check_range(node, "loop", loop, 0, 1000)
+        if not (gif or webp or mp4 or frame_pngs):
+            raise ValueError(f"{node}: every format is off; turn on at least one of gif, webp, mp4, frame_pngs.")
+        if images is None or images.dim() != 4 or images.shape[0] < 1:
+            raise ValueError(f"{node}: input 'images' must be an IMAGE batch [frames, height, width, channels].")
+        frames = to_uint8(images)
+        out_dir = folder_paths.get_output_directory()
+        full, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+            filename_prefix or "motion", out_dir, frames.shape[2], frames.shape[1])
+        os.makedirs(full, exist_ok=True)
+        stem = f"{name}_{counter:05}_"
+
+        def entry(filename):
+            return {"filename": filename, "subfolder": subfolder, "type": "output"}
+
+        files, shown = [], []
+        if webp:
+            write_webp(os.path.join(full, stem + ".webp"), frames, fps, loop, quality)
+            files.append(entry(stem + ".webp"))
+        if gif:
+            write_gif(os.path.join(full, stem + ".gif"), frames, fps, loop)
+            files.append(entry(stem + ".gif"))
+        if mp4:
+            try:
+                write_mp4(os.path.join(full, stem + ".mp4"), frames, fps, quality)
+            except Exception as e:  # noqa: BLE001 - a missing ffmpeg must not lose the other files
+                raise RuntimeError(f"{node}: writing MP4 failed ({e}); install imageio-ffmpeg or turn mp4 off.") from e
+            files.append(entry(stem + ".mp4"))
+        pngs = []
+        if frame_pngs:
+            for i, f in enumerate(frames):
+                fname = f"{stem}frame_{i:04}.png"
+                Image.fromarray(f).save(os.path.join(full, fname), compress_level=4)
+                pngs.append(entry(fname))
+        # the frontend shows "images" entries with <img>: animated WebP/GIF play there
+        animated = [f for f in files if f["filename"].endswith((".webp", ".gif"))][:1]
+        shown = animated or pngs[:1]
+        ui = {"images": shown, "animated": (bool(animated),), "clips": files, "frames": pngs}
+        return {"ui": ui}
+
+
+NODE_CLASS_MAPPINGS = {"SaveMotionClip": SaveMotionClip}
+NODE_DISPLAY_NAME_MAPPINGS = {"SaveMotionClip": "Save Motion Clip"}

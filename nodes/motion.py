@@ -1,0 +1,178 @@
+"""TokenShift (move words in one image) and FrameSequence (a clip of frames from one batch)."""
+from __future__ import annotations
+
+import torch
+
+from ..controllers.frames import CROSS_FRAME_MODES, BackgroundLock, CrossFrameController
+from ..controllers.shift import SELF_MODES, ShiftController
+from ..core.grid import parse_levels
+from ..core.motion import INTERPOLATIONS, SCHEDULES, chunk_rows, frame_offsets, schedule_shifts
+from ..core.shift import FILLS
+from ..host.router import install
+from ..host.tokens import locate_words, parse_word_list, tokenize_prompt
+from .common import CATEGORY, check_range, check_window
+
+MAX_FRAMES = 1024
+FRAME_SELF_MODES = ("free", "shift", "anchor")
+
+
+def _levels(node: str, spec: str):
+    try:
+        return parse_levels(spec)
+    except ValueError as e:
+        raise ValueError(f"{node}: input 'resolutions': {e}") from None
+
+
+def _words(node: str, clip, prompt: str, words: str) -> tuple[list[str], list[list[int]]]:
+    entries = parse_word_list(words)
+    return entries, locate_words(clip, tokenize_prompt(clip, prompt), entries, node)
+
+
+def _choice(node: str, name: str, value: str, valid) -> str:
+    if value not in valid:
+        raise ValueError(f"{node}: input '{name}' is {value!r}; use one of {', '.join(valid)}.")
+    return value
+
+
+class TokenShift:
+    """Move the objects of chosen words by shifting their cross-attention maps."""
+
+    DESCRIPTION = (
+        "Moves the objects named by 'words' by (dx, dy), fractions of the image width and height "
+        "(+x right, +y down), by shifting those words' cross-attention maps in the conditional branch "
+        "during the step window [start, end] (early steps decide the layout). Vacated cells fill with "
+        "zeros or the edge value, never wrap. Stacks with other attention nodes."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    FUNCTION = "patch"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL",),
+                "clip": ("CLIP",),
+                "prompt": ("STRING", {"multiline": True, "default": "a red circle"}),
+                "words": ("STRING", {"default": "circle"}),
+                "dx": ("FLOAT", {"default": 0.25, "min": -1.0, "max": 1.0, "step": 0.01}),
+                "dy": ("FLOAT", {"default": 0.0, "min": -1.0, "max": 1.0, "step": 0.01}),
+                "start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "end": ("FLOAT", {"default": 0.4, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "resolutions": ("STRING", {"default": "all"}),
+                "fill": (list(FILLS),),
+                "self_attention": (list(SELF_MODES),),
+            }
+        }
+
+    def patch(self, model, clip, prompt, words, dx, dy, start, end, resolutions, fill="zero", self_attention="free"):
+        node = "TokenShift"
+        check_range(node, "dx", dx, -1.0, 1.0)
+        check_range(node, "dy", dy, -1.0, 1.0)
+        window = check_window(node, start, end)
+        levels = _levels(node, resolutions)
+        _choice(node, "fill", fill, FILLS)
+        _choice(node, "self_attention", self_attention, SELF_MODES)
+        entries, groups = _words(node, clip, prompt, words)
+        shifts = torch.tensor([[[float(dx), float(dy)]] * len(groups)])
+        ctrl = ShiftController(groups, shifts, window, levels, fill, reference="own", self_mode=self_attention)
+        return (install(model, ctrl, node),)
+
+
+class FrameSequence:
+    """Turn a motion of words into N frames that one KSampler run samples as one batch."""
+
+    DESCRIPTION = (
+        "Builds a clip: a LATENT batch with one row per frame (all rows share the initial noise) and a "
+        "MODEL that moves the words of each row along the motion. Connect both to one KSampler with the "
+        "same prompt as positive conditioning, decode, then save with 'Save Motion Clip'. Temporal "
+        "consistency: cross-frame self-attention to the anchor frame (frame 0) and an optional "
+        "background lock. Frame 0 without shift is exactly the plain generation of the prompt and seed."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL", "LATENT")
+    RETURN_NAMES = ("model", "latent")
+    FUNCTION = "build"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL",),
+                "clip": ("CLIP",),
+                "prompt": ("STRING", {"multiline": True, "default": "a red circle"}),
+                "words": ("STRING", {"default": "circle"}),
+                "frames": ("INT", {"default": 16, "min": 1, "max": MAX_FRAMES}),
+                "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+                "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+                "dx": ("FLOAT", {"default": 0.3, "min": -1.0, "max": 1.0, "step": 0.01}),
+                "dy": ("FLOAT", {"default": 0.0, "min": -1.0, "max": 1.0, "step": 0.01}),
+                "keyframes": ("STRING", {"multiline": True, "default": ""}),
+                "interpolation": (list(INTERPOLATIONS),),
+                "schedule": (list(SCHEDULES),),
+                "start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "end": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "resolutions": ("STRING", {"default": "all"}),
+                "fill": (list(FILLS),),
+                "self_attention": (list(FRAME_SELF_MODES),),
+                "cross_frame": (list(CROSS_FRAME_MODES),),
+                "shared_noise": ("BOOLEAN", {"default": True}),
+                "background_lock": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05}),
+                "chunk_size": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES}),
+                "chunk_index": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES}),
+            }
+        }
+
+    def build(self, model, clip, prompt, words, frames, width=512, height=512, dx=0.3, dy=0.0, keyframes="",
+              interpolation="linear", schedule="variation", start=0.0, end=0.5, resolutions="all", fill="zero",
+              self_attention="free", cross_frame="anchor", shared_noise=True, background_lock=0.0,
+              chunk_size=0, chunk_index=0):
+        node = "FrameSequence"
+        if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= MAX_FRAMES:
+            raise ValueError(f"{node}: input 'frames' is {frames!r}; a clip needs 1 to {MAX_FRAMES} frames.")
+        for name, value in (("width", width), ("height", height)):
+            if value < 8 or value % 8:
+                raise ValueError(f"{node}: input '{name}' is {value}; use a multiple of 8 of at least 8 pixels.")
+        check_range(node, "dx", dx, -1.0, 1.0)
+        check_range(node, "dy", dy, -1.0, 1.0)
+        check_range(node, "background_lock", background_lock, 0.0, 1.0)
+        window = check_window(node, start, end)
+        levels = _levels(node, resolutions)
+        _choice(node, "interpolation", interpolation, INTERPOLATIONS)
+        _choice(node, "schedule", schedule, SCHEDULES)
+        _choice(node, "fill", fill, FILLS)
+        _choice(node, "self_attention", self_attention, FRAME_SELF_MODES)
+        _choice(node, "cross_frame", cross_frame, CROSS_FRAME_MODES)
+        entries, groups = _words(node, clip, prompt, words)
+        try:
+            offsets = frame_offsets(frames, entries, dx, dy, keyframes, interpolation)
+        except ValueError as e:
+            raise ValueError(f"{node}: input 'keyframes' / 'dx', 'dy': {e}") from None
+        try:
+            rows = chunk_rows(frames, chunk_size, chunk_index)
+        except ValueError as e:
+            raise ValueError(f"{node}: {e}") from None
+
+        batch_offsets = offsets[rows]  # [rows, words, 2] relative to the source
+        shifts = schedule_shifts(batch_offsets, schedule)
+        reference = "anchor" if schedule == "variation" else "previous"
+        shift = ShiftController(groups, shifts, window, levels, fill, reference=reference,
+                                self_mode="shift" if self_attention == "shift" else "free")
+        m = install(model, shift, node)
+        moving = frozenset(r for r in range(len(rows)) if r > 0 or bool(shifts[0].abs().sum() > 0))
+        if cross_frame != "off":
+            own = window if self_attention == "free" else None
+            m = install(m, CrossFrameController(cross_frame, own, moving), node)
+        if background_lock > 0:
+            rel = batch_offsets - batch_offsets[:1]
+            m = install(m, BackgroundLock(groups, rel, background_lock, start=0.2), node)
+
+        lat_h, lat_w = height // 8, width // 8
+        samples = torch.zeros(len(rows), 4, lat_h, lat_w)
+        batch_index = [0] * len(rows) if shared_noise else list(rows)
+        return (m, {"samples": samples, "batch_index": batch_index})
+
+
+NODE_CLASS_MAPPINGS = {"TokenShift": TokenShift, "FrameSequence": FrameSequence}
+NODE_DISPLAY_NAME_MAPPINGS = {"TokenShift": "Token Shift", "FrameSequence": "Frame Sequence"}
