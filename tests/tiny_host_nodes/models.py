@@ -290,6 +290,45 @@ def build_sd15(seed=0):
     return model, clip, vae
 
 
+_SD15_FULL_UNET = _unet_config(
+    _SD15_UNET, model_channels=320, channel_mult=[1, 2, 4, 4], num_res_blocks=[2, 2, 2, 2],
+    transformer_depth=[1, 1, 1, 0], transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+    context_dim=768)
+FULL_CONTEXT_DIM = 768
+
+
+class FullSD15(comfy.supported_models.SD15):
+    unet_extra_config = {"num_heads": 8, "num_head_channels": -1}
+
+
+class FullSD1ClipModel(comfy.sd1_clip.SD1ClipModel):
+    """SD1 CLIP layout with a 768-wide, one-layer random text model (cheap, right context width)."""
+
+    def __init__(self, device="cpu", dtype=None, **kwargs):
+        torch.nn.Module.__init__(self)
+        self.clip_name = "l"
+        self.clip = "clip_l"
+        self.clip_l = comfy.sd1_clip.SDClipModel(
+            device=device, dtype=dtype, textmodel_json_config=_text_config_path(FULL_CONTEXT_DIM, layers=1, heads=12),
+            **_sd_clip_kwargs(kwargs))
+        if not hasattr(self, "dtypes"):
+            self.dtypes = set()
+        if dtype is not None:
+            self.dtypes.add(dtype)
+
+
+def build_sd15_full(seed=0):
+    """SD1.5 UNet at full width (320 channels, 768 context, 16 transformer blocks), random weights.
+
+    For benchmarks: the share of attention in the cost is that of the real model.
+    Returns (ModelPatcher, CLIP).
+    """
+    with torch.inference_mode():
+        model = _finish_unet(FullSD15(dict(_SD15_FULL_UNET)), seed)
+        clip = _make_clip(comfy.sd1_clip.SD1Tokenizer, FullSD1ClipModel, seed + 1)
+    return model, clip
+
+
 def build_sdxl(seed=0):
     """Tiny SDXL-architecture model: (ModelPatcher, CLIP), deterministic from ``seed``.
 

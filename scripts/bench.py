@@ -1,0 +1,299 @@
+"""Benchmark: what each attention control costs against plain sampling, in one process.
+
+Every case samples the same model, size, sampler, steps and seed; each is timed as the median
+of several repeats after a warm-up, with its peak memory (CUDA: max allocated; CPU: peak
+resident set size above the case's starting point, sampled every 5 ms). Ratios are taken
+against the plain batch of the same size. Usage (from the repo root, after `make bootstrap`):
+
+    .venv/bin/python -m scripts.bench --model full --size 256 --steps 10
+    .venv/bin/python -m scripts.bench --model tiny --json bench.json
+    .venv/bin/python -m scripts.bench --model ckpt --ckpt /path/to/sd15.safetensors --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+
+
+class PeakMemory:
+    """Peak memory of a block in MB: CUDA allocator peak, or sampled RSS growth on CPU."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak = 0.0
+
+    def __enter__(self):
+        import torch
+
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return self
+        import psutil
+
+        proc = psutil.Process()
+        self.base = proc.memory_info().rss
+        self._max = self.base
+        self._stop = threading.Event()
+
+        def watch():
+            while not self._stop.is_set():
+                self._max = max(self._max, proc.memory_info().rss)
+                time.sleep(0.005)
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self.peak = (torch.cuda.max_memory_allocated() - self.base) / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = (self._max - self.base) / 2**20
+
+
+def build_model(kind: str, ckpt: str | None):
+    """(MODEL, CLIP) for the benchmark."""
+    from tiny_host_nodes import models
+
+    if kind == "tiny":
+        model, clip, _ = models.build_sd15(0)
+        return model, clip
+    if kind == "full":
+        return models.build_sd15_full(0)
+    if kind == "shapes":
+        import nodes
+
+        loader = nodes.NODE_CLASS_MAPPINGS.get("ShapesModelLoader")
+        if loader is None:
+            raise SystemExit("the shapes model loader is not available in this checkout")
+        out = getattr(loader(), loader.FUNCTION)()
+        return out[0], out[1]
+    if kind == "ckpt":
+        import comfy.sd
+
+        if not ckpt:
+            raise SystemExit("--model ckpt needs --ckpt PATH")
+        out = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=False, output_clip=True)
+        return out[0], out[1]
+    raise SystemExit(f"unknown model {kind}")
+
+
+def call_node(node_id: str, **inputs):
+    """Call a node by id, filling required inputs it has defaults for."""
+    import nodes
+
+    cls = nodes.NODE_CLASS_MAPPINGS[node_id]
+    spec = cls.INPUT_TYPES()
+    args = {}
+    for name, entry in spec.get("required", {}).items():
+        if name in inputs:
+            args[name] = inputs[name]
+        elif isinstance(entry[0], list):
+            args[name] = entry[0][0]
+        elif len(entry) > 1 and isinstance(entry[1], dict) and "default" in entry[1]:
+            args[name] = entry[1]["default"]
+    for name in spec.get("optional", {}):
+        if name in inputs:
+            args[name] = inputs[name]
+    return getattr(cls(), cls.FUNCTION)(**args)
+
+
+class Bench:
+    """Holds the model, the shared settings and the results table."""
+
+    def __init__(self, model, clip, size: int, steps: int, repeats: int, device: str, sampler: str):
+        import harness
+
+        self.h = harness
+        self.model, self.clip = model, clip
+        self.size, self.steps, self.repeats, self.device, self.sampler = size, steps, repeats, device, sampler
+        self.prompt = "a red circle and a blue square"
+        self.pos = harness.encode(clip, self.prompt)
+        self.neg = harness.encode(clip, "")
+        self.rows: list[dict] = []
+        self.plain: dict[int, dict] = {}
+
+    def latent(self, batch: int) -> dict:
+        lat = self.h.empty_latent(self.size, self.size, batch)
+        lat["batch_index"] = [0] * batch
+        return lat
+
+    def sample(self, model, pos, latent, sampler_name=None):
+        return self.h.ksample(model, pos, self.neg, latent, seed=1, steps=self.steps, cfg=5.0,
+                              sampler=sampler_name or self.sampler)
+
+    def measure(self, name: str, batch: int, make):
+        """Time ``make() -> (model, positive, latent)`` plus sampling; record the row."""
+        try:
+            model, pos, latent = make()
+        except (KeyError, ImportError) as e:
+            print(f"  skip {name}: {e}")
+            return
+        self.sample(model, pos, latent)  # warm-up
+        times, peaks = [], []
+        for _ in range(self.repeats):
+            with PeakMemory(self.device) as mem:
+                t0 = time.perf_counter()
+                model, pos, latent = make()
+                self.sample(model, pos, latent)
+                times.append(time.perf_counter() - t0)
+            peaks.append(mem.peak)
+        row = {"case": name, "batch": batch, "seconds": statistics.median(times), "peak_mb": max(peaks)}
+        if name.startswith("plain"):
+            self.plain[batch] = row
+        base = self.plain.get(batch)
+        if base:
+            row["time_ratio"] = row["seconds"] / base["seconds"]
+            row["mem_ratio"] = (row["peak_mb"] / base["peak_mb"]) if base["peak_mb"] > 0 else None
+        self.rows.append(row)
+        print(f"  {name:34s} batch {batch:2d}  {row['seconds']:8.3f} s  x{row.get('time_ratio', 1):.3f}  "
+              f"peak {row['peak_mb']:8.1f} MB")
+
+    def plain_case(self, batch: int):
+        pos = self.pos
+        self.measure(f"plain b{batch}", batch, lambda: (self.model, pos, self.latent(batch)))
+
+
+def capture_case(b: Bench):
+    return lambda: (call_node("AttentionCapture", model=b.model, clip=b.clip, prompt=b.prompt, words="circle, square")[0],
+                    b.pos, b.latent(1))
+
+
+def store_growth(b: Bench) -> dict:
+    """Store size (elements) after runs of 10 and 50 steps: must be equal."""
+    out = {}
+    for steps in (10, 50):
+        model, store = call_node("AttentionCapture", model=b.model, clip=b.clip, prompt=b.prompt, words="circle, square")
+        b.h.ksample(model, b.pos, b.neg, b.latent(1), seed=1, steps=steps, cfg=5.0)
+        out[steps] = sum(a.total.numel() for a in store.accumulators.values())
+    return out
+
+
+def leak_check(b: Bench, runs: int = 10) -> dict:
+    """Memory after each of ``runs`` capture runs in a row (RSS MB, or CUDA allocated MB)."""
+    import psutil
+    import torch
+
+    from attention_motion.core.store import AttentionStore
+
+    series = []
+    for _ in range(runs):
+        model, store = call_node("AttentionCapture", model=b.model, clip=b.clip, prompt=b.prompt, words="circle")
+        b.h.ksample(model, b.pos, b.neg, b.latent(1), seed=1, steps=b.steps, cfg=5.0)
+        del model, store
+        gc.collect()
+        if b.device == "cuda":
+            series.append(torch.cuda.memory_allocated() / 2**20)
+        else:
+            series.append(psutil.Process().memory_info().rss / 2**20)
+    alive = sum(isinstance(o, AttentionStore) for o in gc.get_objects())
+    return {"memory_mb": series, "stores_alive": alive}
+
+
+CASES = {}  # name -> (batch, factory(bench) -> make); extended by feature modules below
+
+
+def register(name: str, batch: int):
+    def deco(fn):
+        CASES[name] = (batch, fn)
+        return fn
+    return deco
+
+
+register("capture", 1)(capture_case)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="full", choices=["tiny", "shapes", "full", "ckpt"])
+    ap.add_argument("--ckpt", default=None, help="checkpoint path for --model ckpt")
+    ap.add_argument("--size", type=int, default=256, help="image side in pixels (latent = size / 8)")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sampler", default="euler")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--cases", default="all", help="comma-separated case names, or 'all'")
+    ap.add_argument("--frames", default="8,16", help="frame counts for the clip cases")
+    ap.add_argument("--json", default=None, help="write the results to this JSON file")
+    ap.add_argument("--no-checks", action="store_true", help="skip the store-growth and leak checks")
+    args = ap.parse_args(argv)
+
+    import harness
+
+    harness.setup_host()
+    if args.device == "cuda":
+        import comfy.cli_args
+
+        comfy.cli_args.args.cpu = False
+    harness.init_host(output_dir=tempfile.mkdtemp(prefix="bench_"))
+    import torch
+
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        model, clip = build_model(args.model, args.ckpt)
+    b = Bench(model, clip, args.size, args.steps, args.repeats, args.device, args.sampler)
+    frames = [int(f) for f in args.frames.split(",") if f.strip()]
+    wanted = None if args.cases == "all" else {c.strip() for c in args.cases.split(",")}
+    print(f"model {args.model}, {args.size}x{args.size}, {args.steps} steps, {args.sampler}, "
+          f"{args.repeats} repeats, {args.device}, torch threads {torch.get_num_threads()}")
+    batches = sorted({1, 2, *frames})
+    for batch in batches:
+        b.plain_case(batch)
+    for name, (batch, factory) in CASES.items():
+        for n, make, bsz in _expand(name, batch, factory, b, frames):
+            if wanted is None or name in wanted or n in wanted:
+                b.measure(n, bsz, make)
+    result = {"settings": vars(args), "rows": b.rows}
+    if not args.no_checks:
+        result["store_elements_by_steps"] = store_growth(b)
+        result["leak_check"] = leak_check(b)
+        print("store elements at 10 and 50 steps:", result["store_elements_by_steps"])
+        print("memory after each of 10 capture runs (MB):",
+              [round(x, 1) for x in result["leak_check"]["memory_mb"]],
+              "stores alive:", result["leak_check"]["stores_alive"])
+    print()
+    print(markdown_table(b.rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+def _expand(name, batch, factory, b, frames):
+    """A case may depend on the frame count (batch None): one row per count."""
+    if batch is None:
+        for n in frames:
+            yield f"{name} {n}", factory(b, n), n
+    else:
+        yield name, factory(b), batch
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| case | batch | median s | x plain batch | peak MB | x plain peak |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        mr = r.get("mem_ratio")
+        lines.append(f"| {r['case']} | {r['batch']} | {r['seconds']:.3f} | {r.get('time_ratio', 1.0):.3f} | "
+                     f"{r['peak_mb']:.1f} | {'' if mr is None else f'{mr:.2f}'} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
