@@ -6,6 +6,12 @@ Tensor layouts:
 
 * cross-attention probabilities: ``[rows, heads, N, T]`` (N queries on the grid, T text tokens);
 * self-attention q, k, v: ``[rows, N, heads * dim_head]`` as projected by the block.
+* cross-attention output: ``[rows, N, heads * dim_head]`` (before the block's output projection).
+
+A controller may bring its own text tokens (:meth:`Controller.context_tokens`): the router appends
+them to the cross-attention context before the block's key/value projections, strips them again
+so that :meth:`Controller.cross` and the host's attention see only the prompt's tokens, and hands
+their projected keys and values to :meth:`Controller.cross_output` of that controller.
 
 ``rows`` are the latent rows of one conditioning chunk (row r is latent batch row r).
 """
@@ -71,6 +77,29 @@ class Controller:
         indices to ``call.edited`` so the router recomputes those rows' outputs.
         """
         return probs
+
+    def context_tokens(self) -> torch.Tensor | None:
+        """Extra text tokens ``[E, context_dim]`` appended to every cross-attention context, or None.
+
+        Called once when the router is built; the same tokens serve every row and every call.
+        """
+        return None
+
+    def wants_cross_output(self, call: AttnCall) -> bool:
+        """True if :meth:`cross_output` should edit this chunk's cross-attention output."""
+        return False
+
+    def cross_output(
+        self, call: AttnCall, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+        k_extra: torch.Tensor | None, v_extra: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Edit a chunk's cross-attention output ``out`` ``[rows, N, heads*d]``; return it.
+
+        ``q``: projected queries; ``k``, ``v``: the prompt's projected keys/values ``[rows, T, heads*d]``;
+        ``k_extra``, ``v_extra``: this controller's :meth:`context_tokens` as projected by the block
+        (``[rows, E, heads*d]``; None without tokens). Runs after every :meth:`cross` edit.
+        """
+        return out
 
     def wants_self(self, call: AttnCall) -> bool:
         """True if :meth:`self_qkv` should be called for this chunk."""

@@ -18,6 +18,8 @@ from .clock import RunClock
 from .compat import optimized_attention, require_patcher_api
 
 _SLOTS = (("self", "attn1"), ("cross", "attn2"))
+# Set in extra_options by RouterContextPatch: where the controllers' extra tokens start in the context.
+EXTRA_CONTEXT_KEY = "attention_motion_extra_context_start"
 
 
 def attention_probs(q: torch.Tensor, k: torch.Tensor, heads: int) -> torch.Tensor:
@@ -43,6 +45,10 @@ class AttentionRouter:
     def __init__(self, controllers: tuple[Controller, ...], model_sampling=None):
         self.controllers = tuple(controllers)
         self.clock = RunClock(model_sampling)
+        # controllers' own context tokens: (controller index, [E, C]) in stack order
+        self.extra_tokens = [(i, t) for i, t in ((i, c.context_tokens()) for i, c in enumerate(self.controllers))
+                             if t is not None]
+        self.extra_length = sum(int(t.shape[0]) for _, t in self.extra_tokens)
 
     def __deepcopy__(self, memo):
         return self
@@ -120,12 +126,35 @@ class AttentionRouter:
                         torch.cat([p[4] for p in ordered]))
         return torch.cat([base(p[2], p[3], p[4]) for p in ordered])
 
+    def split_context(self, k, v, extra: dict):
+        """Split projected k, v into the prompt's part and each controller's own tokens.
+
+        Returns ``(k, v, {controller index: (k_extra, v_extra)})``.
+        """
+        if not self.extra_length:
+            return k, v, {}
+        start = extra.get(EXTRA_CONTEXT_KEY)
+        start = k.shape[1] - self.extra_length if start is None else int(start)
+        stop = start + self.extra_length
+        own, pos = {}, start
+        for i, t in self.extra_tokens:
+            n = int(t.shape[0])
+            own[i] = (k[:, pos:pos + n], v[:, pos:pos + n])
+            pos += n
+        if stop == k.shape[1]:
+            return k[:, :start], v[:, :start], own
+        return torch.cat([k[:, :start], k[:, stop:]], 1), torch.cat([v[:, :start], v[:, stop:]], 1), own
+
     def _attend_cross(self, key, q, k, v, extra, run, base):
+        k, v, own = self.split_context(k, v, extra)
         calls = self._calls("cross", key, q, extra, run)
         wanted = [(call, sl, [c for c in self.controllers if c.wants_cross(call)]) for call, sl in calls]
         wanted = [w for w in wanted if w[2]]
         out = base(q, k, v)
-        if not wanted:
+        outputs = [(call, sl, [(i, c) for i, c in enumerate(self.controllers) if c.wants_cross_output(call)])
+                   for call, sl in calls]
+        outputs = [o for o in outputs if o[2]]
+        if not wanted and not outputs:
             return out
         for call, sl, ctrls in wanted:
             probs = attention_probs(q[sl], k[sl], call.heads)
@@ -135,6 +164,13 @@ class AttentionRouter:
                 rows = sorted(call.edited)
                 idx = torch.tensor(rows, device=q.device) + sl.start
                 out[idx] = apply_probs(probs[rows], v[idx], out.dtype)
+        for call, sl, ctrls in outputs:
+            part = out[sl]
+            for i, c in ctrls:
+                ke, ve = own.get(i, (None, None))
+                part = c.cross_output(call, q[sl], k[sl], v[sl], part,
+                                      None if ke is None else ke[sl], None if ve is None else ve[sl])
+            out[sl] = part
         return out
 
 
@@ -146,6 +182,46 @@ class RouterPatch:
 
     def __call__(self, q, k, v, extra_options):
         return self.router.attend(self.kind, self.key, self.previous, q, k, v, extra_options)
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def to(self, device):
+        return self
+
+
+class RouterContextPatch:
+    """attn2_patch: appends the controllers' own text tokens to the cross-attention context.
+
+    Runs before the block's key/value projections, so the tokens are projected by each layer's
+    own ``to_k``/``to_v``; the router's replace patch strips them again (``split_context``).
+    """
+
+    def __init__(self, router: AttentionRouter):
+        self.router = router
+        self._cache: dict = {}
+
+    def _tokens(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.device, like.dtype)
+        if key not in self._cache:
+            self._cache[key] = torch.cat([t.reshape(-1, t.shape[-1]) for _, t in self.router.extra_tokens]).to(like)
+        return self._cache[key]
+
+    def __call__(self, n, context, value, extra_options):
+        if context is None or not self.router.extra_length:
+            return n, context, value
+        tokens = self._tokens(context)
+        if tokens.shape[-1] != context.shape[-1]:
+            names = ", ".join(type(self.router.controllers[i]).__name__ for i, _ in self.router.extra_tokens)
+            raise ValueError(
+                f"attention router: the text tokens of {names} are {tokens.shape[-1]} wide but this model's "
+                f"text context is {context.shape[-1]} wide; encode them with the CLIP of the same checkpoint.")
+        extra_options[EXTRA_CONTEXT_KEY] = context.shape[1]
+        add = tokens.unsqueeze(0).expand(context.shape[0], -1, -1)
+        longer = torch.cat([context, add], 1)
+        if value is None or value is context:
+            return n, longer, longer
+        return n, longer, torch.cat([value, add.to(value)], 1)
 
     def __deepcopy__(self, memo):
         return self
@@ -212,6 +288,23 @@ def find_router(model) -> AttentionRouter | None:
     return None
 
 
+def _set_context_patch(m, router: AttentionRouter) -> None:
+    """Keep exactly one RouterContextPatch (this router's, if it has extra tokens) in attn2_patch."""
+    to = m.model_options.get("transformer_options", {})
+    patches = to.get("patches", {})
+    old = list(patches.get("attn2_patch", []))
+    kept = [p for p in old if not isinstance(p, RouterContextPatch)]
+    new = kept + ([RouterContextPatch(router)] if router.extra_length else [])
+    if len(new) == len(old) and all(a is b for a, b in zip(new, old)):
+        return
+    patches = dict(patches)  # copy the path: clones share leaves on some hosts
+    if new:
+        patches["attn2_patch"] = new
+    else:
+        patches.pop("attn2_patch", None)
+    m.model_options["transformer_options"] = dict(to, patches=patches)
+
+
 def install(model, controller: Controller, node: str):
     """Return a clone of ``model`` whose router stack ends with ``controller``.
 
@@ -232,6 +325,7 @@ def install(model, controller: Controller, node: str):
             previous = current.previous if isinstance(current, RouterPatch) else current
             setter = m.set_model_attn1_replace if name == "attn1" else m.set_model_attn2_replace
             setter(RouterPatch(router, kind, site.key, previous), site.block_name, site.block_id, site.depth)
+    _set_context_patch(m, router)
     if any(c.wants_denoised() for c in router.controllers):
         fns = [f for f in m.model_options.get("sampler_post_cfg_function", []) if not isinstance(f, RouterPostCfg)]
         m.model_options["sampler_post_cfg_function"] = fns + [RouterPostCfg(router)]
