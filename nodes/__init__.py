@@ -1,7 +1,7 @@
 """Node definitions (thin): inputs, validation, building controllers, wiring."""
-from . import capture, clip_output, motion, p2p, region
+from . import capture, clip_output, motion, p2p, region, shapes
 
-_MODULES = (capture, motion, clip_output, p2p, region,)
+_MODULES = (capture, motion, clip_output, p2p, region, shapes,)
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}

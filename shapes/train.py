@@ -1,0 +1,274 @@
+"""Train the shapes model (reproducible from a seed).
+
+    python -m shapes.train unet    --work DIR [--seed 0] [--steps 3000] [--threads 2]
+    python -m shapes.train decoder --work DIR [--seed 0] [--steps 800]  [--threads 1]
+    python -m shapes.train export  --work DIR [--out models/shapes]
+
+``unet`` and ``decoder`` are independent (the encoder is analytic, see ``shapes.vae``) and can
+run at the same time; both write checkpoints to ``--work`` every ``--save-every`` steps, so a
+usable model exists before the end.  ``export`` writes unet/clip/vae safetensors (float16)
+for ``shapes.model.build``.
+
+The UNet is the host's own class (``comfy.supported_models.SD15`` with a small config).  The
+pinned host adds in place inside its transformer blocks (``x += n``), which autograd rejects,
+so for training each BasicTransformerBlock instance of the training copy gets an out-of-place
+forward with the same modules (same state-dict layout; the host's classes are not touched).
+Training: SD1.5 linear-beta schedule (1000 steps), epsilon prediction, uniform timesteps,
+10% empty-caption dropout for classifier-free guidance, AdamW, EMA of the weights.
+"""
+import argparse
+import json
+import math
+import os
+import time
+import types
+
+import torch
+
+from . import data, hostenv, vae
+
+N_TRAIN_STEPS = 1000
+WHITEN_SEED_OFFSET = 1
+WHITEN_SCENES = 512
+
+
+def sd15_alphas_cumprod() -> torch.Tensor:
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, N_TRAIN_STEPS, dtype=torch.float64) ** 2
+    return torch.cumprod(1.0 - betas, 0).float()
+
+
+def whitening(seed: int):
+    """Latent whitening (A, b) fitted on scenes drawn from ``seed`` + 1 (deterministic)."""
+    gen = torch.Generator().manual_seed(seed + WHITEN_SEED_OFFSET)
+    x, _ = data.batch(gen, WHITEN_SCENES)
+    return vae.fit_whitening(vae.pooled_features(x))
+
+
+def save_st(tensors, path):
+    from safetensors.torch import save_file
+    tmp = path + ".tmp"
+    save_file({k: v.detach().contiguous().to(torch.float16) if v.is_floating_point() else v.contiguous()
+               for k, v in tensors.items()}, tmp)
+    os.replace(tmp, path)
+
+
+def _train_forward(self, x, context=None, transformer_options={}):
+    """Out-of-place BasicTransformerBlock forward (SD layout: self-attn, cross-attn, ff)."""
+    x = self.attn1(self.norm1(x)) + x
+    x = self.attn2(self.norm2(x), context=context) + x
+    n = self.ff(self.norm3(x))
+    return n + x if self.is_res else n
+
+
+def make_trainable(unet) -> None:
+    import comfy.ldm.modules.attention as attention
+    for m in unet.modules():
+        if isinstance(m, attention.BasicTransformerBlock):
+            assert not m.ff_in and not m.disable_self_attn and m.attn2 is not None
+            m.forward = types.MethodType(_train_forward, m)
+
+
+def init_unet(unet, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if p.dim() == 1 and leaf == "weight":
+                p.fill_(1.0)
+            elif leaf == "bias":
+                p.zero_()
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p[0].numel()))
+        unet.out[-1].weight.mul_(0.1)  # the last conv starts small
+
+
+def text_embeddings(clip, captions):
+    with torch.inference_mode():
+        return torch.cat([clip.encode_from_tokens(clip.tokenize(c)) for c in captions]).clone()
+
+
+def build_dataset(seed: int, n: int, A, b):
+    """(latents [n, 4, 16, 16], caption index [n]) from scenes drawn from ``seed`` + 2."""
+    gen = torch.Generator().manual_seed(seed + 2)
+    index = {c: i for i, c in enumerate(data.all_captions())}
+    lats, caps = [], []
+    for start in range(0, n, 256):
+        x, scenes = data.batch(gen, min(256, n - start))
+        lats.append(vae.encode(x, A, b))
+        caps.extend(index[s.caption] for s in scenes)
+    return torch.cat(lats), torch.tensor(caps)
+
+
+def train_unet(args) -> None:
+    hostenv.setup(args.comfyui)
+    from . import model as M
+    torch.manual_seed(args.seed)
+    os.makedirs(args.work, exist_ok=True)
+    log = open(os.path.join(args.work, "unet.log"), "a")
+
+    def say(msg):
+        line = "{:.0f}s {}".format(time.time() - t0, msg)
+        print(line, flush=True)
+        log.write(line + "\n")
+        log.flush()
+
+    t0 = time.time()
+    A, b = whitening(args.seed)
+    torch.save({"A": A, "b": b}, os.path.join(args.work, "whitening.pt"))
+    clip = M.new_clip()
+    M.init_clip(clip, args.seed + 3)
+    save_st(clip.cond_stage_model.state_dict(), os.path.join(args.work, "clip.safetensors"))
+    captions = data.all_captions()
+    emb = text_embeddings(clip, captions + [""])
+    empty = len(captions)
+    say("text embeddings {}".format(tuple(emb.shape)))
+    lat, cap = build_dataset(args.seed, args.scenes, A, b)
+    say("dataset {} latents, std {:.3f}".format(lat.shape[0], float(lat.std())))
+
+    base = M.new_unet()
+    unet = base.diffusion_model.train()
+    init_unet(unet, args.seed + 4)
+    make_trainable(unet)
+    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+    n_params = sum(p.numel() for p in unet.parameters())
+    say("unet {} parameters".format(n_params))
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
+    ac = sd15_alphas_cumprod()
+    gen = torch.Generator().manual_seed(args.seed + 5)
+    avg = None
+    for step in range(1, args.steps + 1):
+        lr = args.lr * min(1.0, step / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = torch.randint(lat.shape[0], (args.batch,), generator=gen)
+        x0 = lat[idx]
+        flip = torch.rand(args.batch, generator=gen) < 0.5
+        x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+        c = cap[idx].clone()
+        c[torch.rand(args.batch, generator=gen) < args.uncond] = empty
+        t = torch.randint(N_TRAIN_STEPS, (args.batch,), generator=gen)
+        eps = torch.randn(x0.shape, generator=gen)
+        a = ac[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        pred = unet(xt, t.float(), context=emb[c])
+        loss = torch.nn.functional.mse_loss(pred, eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(args.ema, (1 + step) / (10 + step))
+            for k, v in unet.state_dict().items():
+                if v.is_floating_point():
+                    ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+        avg = float(loss) if avg is None else 0.98 * avg + 0.02 * float(loss)
+        if step % 20 == 0:
+            say("step {} loss {:.4f} lr {:.2e}".format(step, avg, lr))
+        if step % args.save_every == 0 or step == args.steps:
+            save_st(ema, os.path.join(args.work, "unet_ema.safetensors"))
+            with open(os.path.join(args.work, "unet_state.json"), "w") as f:
+                json.dump({"step": step, "loss": avg, "seconds": time.time() - t0, "params": n_params,
+                           "args": vars(args)}, f)
+            say("saved step {}".format(step))
+    say("done")
+
+
+def train_decoder(args) -> None:
+    torch.manual_seed(args.seed)
+    os.makedirs(args.work, exist_ok=True)
+    log = open(os.path.join(args.work, "decoder.log"), "a")
+    t0 = time.time()
+
+    def say(msg):
+        line = "{:.0f}s {}".format(time.time() - t0, msg)
+        print(line, flush=True)
+        log.write(line + "\n")
+        log.flush()
+
+    A, b = whitening(args.seed)
+    gen = torch.Generator().manual_seed(args.seed + 6)
+    dec = vae.init_module(vae.Decoder(), gen)
+    opt = torch.optim.Adam(dec.parameters(), lr=args.lr)
+    crop = args.crop // 8
+    avg = None
+    for step in range(1, args.steps + 1):
+        lr = args.lr * min(1.0, step / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, _ = data.batch(gen, args.batch)
+        lat = vae.encode(x, A, b)
+        xs, ls = [], []
+        n = data.SIZE // 8
+        for i in range(args.batch):
+            oy, ox = (int(v) for v in torch.randint(n - crop + 1, (2,), generator=gen))
+            ls.append(lat[i, :, oy:oy + crop, ox:ox + crop])
+            xs.append(x[i, :, oy * 8:(oy + crop) * 8, ox * 8:(ox + crop) * 8])
+        x, lat = torch.stack(xs), torch.stack(ls)
+        out = dec(lat)
+        loss = (out - x).abs().mean() + ((out - x) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dec.parameters(), 1.0)
+        opt.step()
+        avg = float(loss) if avg is None else 0.95 * avg + 0.05 * float(loss)
+        if step % 10 == 0:
+            say("step {} loss {:.4f}".format(step, avg))
+        if step % args.save_every == 0 or step == args.steps:
+            save_st(dec.state_dict(), os.path.join(args.work, "decoder.safetensors"))
+            with open(os.path.join(args.work, "decoder_state.json"), "w") as f:
+                json.dump({"step": step, "loss": avg, "seconds": time.time() - t0, "args": vars(args)}, f)
+            say("saved step {}".format(step))
+    say("done")
+
+
+def export(args) -> None:
+    from safetensors.torch import load_file
+    w = torch.load(os.path.join(args.work, "whitening.pt"))
+    enc = vae.analytic_encoder(w["A"], w["b"])
+    dec = vae.Decoder()
+    dec.load_state_dict({k: v.float() for k, v in load_file(os.path.join(args.work, "decoder.safetensors")).items()})
+    os.makedirs(args.out, exist_ok=True)
+    save_st(vae.taesd_state_dict(enc, dec), os.path.join(args.out, "vae.safetensors"))
+    for name in ("unet", "clip"):
+        src = os.path.join(args.work, "unet_ema.safetensors" if name == "unet" else "clip.safetensors")
+        save_st(load_file(src), os.path.join(args.out, name + ".safetensors"))
+    meta = {}
+    for f in ("unet_state.json", "decoder_state.json"):
+        p = os.path.join(args.work, f)
+        if os.path.exists(p):
+            with open(p) as fh:
+                meta[f[:-5]] = json.load(fh)
+    with open(os.path.join(args.out, "training.json"), "w") as fh:
+        json.dump(meta, fh, indent=1, default=str)
+    print("exported to", args.out)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=("unet", "decoder", "export"))
+    ap.add_argument("--work", required=True, help="checkpoint/log directory (outside the repo)")
+    ap.add_argument("--out", default=os.path.join(hostenv.REPO_ROOT, "models", "shapes"))
+    ap.add_argument("--comfyui", default=None, help="ComfyUI root (else COMFYUI_PATH or .host/host_path)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--scenes", type=int, default=24000, help="unet: scenes in the training set")
+    ap.add_argument("--uncond", type=float, default=0.1, help="unet: caption dropout rate")
+    ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--crop", type=int, default=48, help="decoder: training crop in pixels (multiple of 8)")
+    args = ap.parse_args(argv)
+    defaults = {"unet": dict(steps=3000, batch=32, lr=1e-3, threads=2),
+                "decoder": dict(steps=800, batch=12, lr=1e-3, threads=1), "export": dict(threads=1)}[args.what]
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    torch.set_num_threads(args.threads)
+    {"unet": train_unet, "decoder": train_decoder, "export": export}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
