@@ -183,14 +183,15 @@ def format_rejection(body: Any) -> str:
     return "\n".join(lines)
 
 
-def format_execution_error(data: dict) -> str:
-    """Readable text of an ``execution_error`` event."""
+def format_execution_error(data: dict, traceback: bool = False) -> str:
+    """Readable text of an ``execution_error`` event (the host's traceback only if asked)."""
+    kind = str(data.get("exception_type", "Error")).rsplit(".", 1)[-1]
     lines = [f"execution failed in node {data.get('node_id')} ({data.get('node_type')}): "
-             f"{data.get('exception_type', 'Error')}: {data.get('exception_message', '').strip()}"]
+             f"{kind}: {data.get('exception_message', '').strip()}"]
     tb = data.get("traceback") or []
-    if tb:
+    if tb and traceback:
         lines.append("  host traceback (last lines):")
-        lines += ["    " + line.rstrip() for line in "".join(tb).rstrip().splitlines()[-6:]]
+        lines += ["    " + line.rstrip() for line in "".join(tb).rstrip().splitlines()[-12:]]
     return "\n".join(lines)
 
 
@@ -240,7 +241,8 @@ def download(server: str, outputs: dict, out_dir: str, kinds: tuple[str, ...] = 
 
 
 def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str = "outputs",
-        timeout: float = 600.0, previews: bool = False, log: Callable[[str], None] = print) -> dict:
+        timeout: float = 600.0, previews: bool = False, log: Callable[[str], None] = print,
+        traceback: bool = False) -> dict:
     """Queue ``workflow`` on ``server``, wait for it and download its outputs.
 
     Returns ``{"prompt_id", "outputs" (history outputs), "files" (local paths)}``; raises
@@ -265,7 +267,7 @@ def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str
             raise RunError(EXIT_REJECTED, format_rejection(body))
         prompt_id = body["prompt_id"]
         log(f"queued prompt {prompt_id} ({len(api)} nodes)")
-        _follow(ws, prompt_id, names, timeout, log)
+        _follow(ws, prompt_id, names, timeout, log, traceback)
     finally:
         ws.close()
     history = get_json(server, f"/history/{prompt_id}").get(prompt_id, {})
@@ -277,7 +279,8 @@ def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str
     return {"prompt_id": prompt_id, "outputs": outputs, "files": files}
 
 
-def _follow(ws: WebSocket, prompt_id: str, names: dict, timeout: float, log: Callable[[str], None]) -> None:
+def _follow(ws: WebSocket, prompt_id: str, names: dict, timeout: float, log: Callable[[str], None],
+            traceback: bool = False) -> None:
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -311,7 +314,7 @@ def _follow(ws: WebSocket, prompt_id: str, names: dict, timeout: float, log: Cal
         elif kind == "progress":
             log(f"  step {data.get('value')}/{data.get('max')}")
         elif kind == "execution_error":
-            raise RunError(EXIT_FAILED, format_execution_error(data))
+            raise RunError(EXIT_FAILED, format_execution_error(data, traceback))
         elif kind == "execution_interrupted":
             raise RunError(EXIT_FAILED, f"prompt {prompt_id} was interrupted (node {data.get('node_id')})")
         elif kind == "execution_success":
@@ -330,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs", help="folder for the downloaded outputs (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run (default %(default)s)")
     parser.add_argument("--previews", action="store_true", help="also download preview (temp) images")
+    parser.add_argument("--traceback", action="store_true", help="print the host's traceback when a node fails")
     parser.add_argument("--print-api", action="store_true", help="print the API prompt and exit (no run)")
     args = parser.parse_args(argv)
     try:
@@ -337,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_api:
             print(json.dumps(prepare(workflow, args.server, args.sets), indent=2))
             return EXIT_OK
-        result = run(workflow, args.server, args.sets, args.out, args.timeout, args.previews)
+        result = run(workflow, args.server, args.sets, args.out, args.timeout, args.previews,
+                     traceback=args.traceback)
     except RunError as e:
         print(str(e), file=sys.stderr)
         return e.code

@@ -1,0 +1,329 @@
+"""Server tier: shipped workflows and the headless runner against a real ComfyUI server.
+
+One server (fixture ``comfy_server``, tests/server_harness.py) with the pack and the tiny-model
+loader serves every test here. Every shipped API workflow runs through the headless runner
+with the checkpoint loader swapped for ``TinyCheckpointLoader``; rejected and failing prompts
+come back as readable errors and the server keeps serving.
+"""
+from __future__ import annotations
+
+import copy
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness import REPO_ROOT
+
+sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
+import build_workflows  # noqa: E402
+import run_workflow  # noqa: E402
+import workflow_format  # noqa: E402
+import workflow_specs  # noqa: E402
+
+pytestmark = pytest.mark.server
+
+WORKFLOWS = os.path.join(REPO_ROOT, "workflows")
+UI_FILES = sorted(glob.glob(os.path.join(WORKFLOWS, "*.json")))
+API_FILES = sorted(glob.glob(os.path.join(WORKFLOWS, "api", "*.json")))
+TEMPLATES = os.path.join(REPO_ROOT, "example_workflows")
+TEST_SIZE = 128  # pixels: the tiny model's attention grids are 16x16 and 8x8 at this size
+MAX_TEST_STEPS = 6
+MAX_TEST_FRAMES = 4
+
+
+def _name(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# ----------------------------------------------------------------------------- files and twins
+def test_every_workflow_has_a_twin_and_a_template():
+    assert UI_FILES, "no workflows shipped"
+    assert {_name(p) for p in UI_FILES} == {_name(p) for p in API_FILES}
+    for path in UI_FILES:
+        template = os.path.join(TEMPLATES, os.path.basename(path))
+        assert os.path.isfile(template), f"{template} missing: run scripts/build_workflows.py"
+        with open(path, "rb") as a, open(template, "rb") as b:
+            assert a.read() == b.read(), f"{template} differs from {path}"
+
+
+def test_every_spec_is_shipped_and_every_node_is_known(comfy_server):
+    info = comfy_server.object_info()
+    assert {s.name for s in workflow_specs.SPECS} == {_name(p) for p in UI_FILES}
+    for spec in workflow_specs.SPECS:
+        missing = spec.node_types() - set(info)
+        assert not missing, f"{spec.name}: the server lacks {missing}"
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=_name)
+def test_api_twin_matches_the_ui_workflow(comfy_server, path):
+    """The API twin is what the frontend would send for the UI file (widget order from /object_info)."""
+    derived = workflow_format.ui_to_api(_load(path), comfy_server.object_info())
+    twin = _load(os.path.join(WORKFLOWS, "api", os.path.basename(path)))
+    assert derived == twin, f"{_name(path)}: the API twin is out of date: run scripts/build_workflows.py"
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=_name)
+def test_ui_workflow_is_tidy_and_consistent(comfy_server, path):
+    ui = _load(path)
+    info = comfy_server.object_info()
+    assert ui["version"] == 0.4
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    assert ui["last_node_id"] == max(nodes)
+    assert ui["last_link_id"] == max(link[0] for link in ui["links"])
+    for lid, src, sslot, dst, dslot, ltype in ui["links"]:
+        assert nodes[dst]["inputs"][dslot]["link"] == lid
+        assert lid in nodes[src]["outputs"][sslot]["links"]
+        assert nodes[src]["outputs"][sslot]["type"] == ltype == nodes[dst]["inputs"][dslot]["type"]
+    for n in ui["nodes"]:
+        if n["type"] == "Note":
+            continue
+        required = info[n["type"]]["input"].get("required", {})
+        for pin in n["inputs"]:
+            if pin["name"] in required:
+                assert pin["link"] is not None, f"node {n['id']} ({n['type']}): required input {pin['name']} unlinked"
+    assert any(n["type"] == "Note" and len(n["widgets_values"][0]) > 80 for n in ui["nodes"])
+    loaders = [n for n in ui["nodes"] if n["type"] == "CheckpointLoaderSimple"]
+    assert loaders and all(n["widgets_values"][0] == workflow_specs.CKPT for n in loaders)
+    boxes = [(n["pos"][0], n["pos"][1], n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1] + 30)
+             for n in ui["nodes"]]  # + title bar
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+            assert not overlap, f"{_name(path)}: nodes overlap: {a} {b}"
+
+
+def test_shipped_files_are_what_the_specs_build(comfy_server):
+    for path, text in build_workflows.outputs(comfy_server.object_info()).items():
+        with open(path, encoding="utf-8") as f:
+            assert f.read() == text, f"{path} is stale: run scripts/build_workflows.py"
+
+
+def test_converter_follows_frontend_rules(comfy_server):
+    """Reroute, Note, PrimitiveNode, muted and bypassed nodes, seed control values, converted widgets."""
+    ui = {
+        "last_node_id": 12, "last_link_id": 12, "version": 0.4, "groups": [], "config": {}, "extra": {},
+        "nodes": [
+            {"id": 1, "type": "CheckpointLoaderSimple", "mode": 0, "inputs": [],
+             "outputs": [{"name": "MODEL", "type": "MODEL", "links": [1]}, {"name": "CLIP", "type": "CLIP", "links": [2]},
+                         {"name": "VAE", "type": "VAE", "links": []}], "widgets_values": ["m.safetensors"]},
+            {"id": 2, "type": "Reroute", "mode": 0, "inputs": [{"name": "", "type": "*", "link": 2}],
+             "outputs": [{"name": "", "type": "CLIP", "links": [3]}]},
+            {"id": 3, "type": "CLIPTextEncode", "mode": 0, "inputs": [
+                {"name": "clip", "type": "CLIP", "link": 3},
+                {"name": "text", "type": "STRING", "link": 9, "widget": {"name": "text"}}],
+             "outputs": [{"name": "CONDITIONING", "type": "CONDITIONING", "links": [4, 5]}],
+             "widgets_values": ["from the primitive"]},
+            {"id": 4, "type": "EmptyLatentImage", "mode": 0, "inputs": [
+                {"name": "width", "type": "INT", "link": None, "widget": {"name": "width"}}],
+             "outputs": [{"name": "LATENT", "type": "LATENT", "links": [6]}], "widgets_values": [320, 448, 2]},
+            {"id": 5, "type": "LatentUpscaleBy", "mode": 4, "inputs": [{"name": "samples", "type": "LATENT", "link": 6}],
+             "outputs": [{"name": "LATENT", "type": "LATENT", "links": [7]}], "widgets_values": ["nearest-exact", 2.0]},
+            {"id": 6, "type": "KSampler", "mode": 0, "inputs": [
+                {"name": "model", "type": "MODEL", "link": 1}, {"name": "positive", "type": "CONDITIONING", "link": 4},
+                {"name": "negative", "type": "CONDITIONING", "link": 5},
+                {"name": "latent_image", "type": "LATENT", "link": 7},
+                {"name": "seed", "type": "INT", "link": 11, "widget": {"name": "seed"}}],
+             "outputs": [{"name": "LATENT", "type": "LATENT", "links": [8]}],
+             "widgets_values": [123, "randomize", 9, 6.5, "euler", "karras", 0.75]},
+            {"id": 7, "type": "SaveLatent", "mode": 2, "inputs": [{"name": "samples", "type": "LATENT", "link": 8}],
+             "outputs": [], "widgets_values": ["latents/x"]},
+            {"id": 8, "type": "Note", "mode": 0, "inputs": [], "outputs": [], "widgets_values": ["hello"]},
+            {"id": 9, "type": "PrimitiveNode", "mode": 0, "inputs": [],
+             "outputs": [{"name": "STRING", "type": "STRING", "links": [9], "widget": {"name": "text"}}],
+             "widgets_values": ["from the primitive"]},
+            {"id": 10, "type": "KSampler", "mode": 0, "inputs": [], "outputs": [{"name": "LATENT", "type": "LATENT", "links": [11]}],
+             "widgets_values": [5, "fixed", 20, 8.0, "euler", "normal", 1.0]},
+        ],
+        "links": [[1, 1, 0, 6, 0, "MODEL"], [2, 1, 1, 2, 0, "CLIP"], [3, 2, 0, 3, 0, "CLIP"],
+                  [4, 3, 0, 6, 1, "CONDITIONING"], [5, 3, 0, 6, 2, "CONDITIONING"], [6, 4, 0, 5, 0, "LATENT"],
+                  [7, 5, 0, 6, 3, "LATENT"], [8, 6, 0, 7, 0, "LATENT"], [9, 9, 0, 3, 1, "STRING"],
+                  [11, 10, 0, 6, 4, "INT"]],
+    }
+    api = workflow_format.ui_to_api(ui, comfy_server.object_info())
+    assert set(api) == {"1", "3", "4", "6", "10"}  # reroute, bypassed, muted, note, primitive dropped
+    assert api["1"]["inputs"] == {"ckpt_name": "m.safetensors"}
+    assert api["3"]["inputs"] == {"text": "from the primitive", "clip": ["1", 1]}
+    assert api["4"]["inputs"] == {"width": 320, "height": 448, "batch_size": 2}
+    assert api["6"]["inputs"] == {"seed": ["10", 0], "steps": 9, "cfg": 6.5, "sampler_name": "euler",
+                                  "scheduler": "karras", "denoise": 0.75, "model": ["1", 0],
+                                  "positive": ["3", 0], "negative": ["3", 0], "latent_image": ["4", 0]}
+    broken = copy.deepcopy(ui)
+    broken["nodes"][5]["widgets_values"] = [123, "randomize", 9]
+    with pytest.raises(workflow_format.WorkflowError, match="node 6 .KSampler.*cfg"):
+        workflow_format.ui_to_api(broken, comfy_server.object_info())
+
+
+def test_overrides():
+    api = {"1": {"class_type": "A", "inputs": {"seed": 1, "text": "x", "m": ["2", 0]}},
+           "2": {"class_type": "B", "inputs": {"seed": 2, "ckpt_name": "a.safetensors"}}}
+    workflow_format.apply_overrides(api, ["1.seed=7", "ckpt_name=b.safetensors", "text=123"])
+    assert api["1"]["inputs"]["seed"] == 7 and api["2"]["inputs"]["seed"] == 2
+    assert api["2"]["inputs"]["ckpt_name"] == "b.safetensors"
+    assert api["1"]["inputs"]["text"] == "123"
+    workflow_format.apply_overrides(api, ["seed=9"])
+    assert api["1"]["inputs"]["seed"] == api["2"]["inputs"]["seed"] == 9
+    for bad, msg in (("9.seed=1", "no node '9'"), ("nope=1", "no node has an input named 'nope'"),
+                     ("1.m=3", "is a link"), ("seed", "expected NODE.INPUT=VALUE")):
+        with pytest.raises(workflow_format.WorkflowError, match=msg):
+            workflow_format.apply_overrides(api, [bad])
+
+
+# ----------------------------------------------------------------------------- headless runs
+def tiny(api: dict) -> dict:
+    """The workflow on the tiny model: checkpoint loaders swapped, 128 px, <= 6 steps, <= 4 frames.
+
+    Step windows and schedules are fractions of the run, so fewer steps keep their meaning."""
+    api = copy.deepcopy(api)
+    for node in api.values():
+        inputs = node["inputs"]
+        if node["class_type"] == "CheckpointLoaderSimple":
+            node["class_type"], node["inputs"] = "TinyCheckpointLoader", {"arch": "sd15", "seed": 0}
+        elif node["class_type"] == "EmptyLatentImage":
+            inputs["width"] = inputs["height"] = TEST_SIZE
+        if isinstance(inputs.get("steps"), int):
+            inputs["steps"] = min(inputs["steps"], MAX_TEST_STEPS)
+        for key in ("frames", "frame_count", "num_frames"):
+            if isinstance(inputs.get(key), int):
+                inputs[key] = min(inputs[key], MAX_TEST_FRAMES)
+    return api
+
+
+def _image_size(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        return im.size, getattr(im, "n_frames", 1)
+
+
+def check_outputs(name: str, api: dict, files: list[str]) -> None:
+    """File types, sizes and counts that every shipped workflow's output nodes must produce."""
+    by_ext = {}
+    for f in files:
+        by_ext.setdefault(os.path.splitext(f)[1].lower(), []).append(f)
+    saves = [nid for nid, n in api.items() if n["class_type"] == "SaveImage"]
+    pngs = by_ext.get(".png", [])
+    for nid in saves:
+        prefix = os.path.basename(api[nid]["inputs"]["filename_prefix"])
+        mine = [p for p in pngs if os.path.basename(p).startswith(prefix + "_")]
+        assert mine, f"{name}: SaveImage {nid} ({prefix}) produced no PNG; files: {files}"
+        for p in mine:
+            (w, h), _ = _image_size(p)
+            assert h == TEST_SIZE and w % TEST_SIZE == 0, f"{name}: {p} is {w}x{h}"
+    if any(n["class_type"] == "SaveAttentionStore" for n in api.values()):
+        stores = by_ext.get(".safetensors", [])
+        assert stores, f"{name}: no attention store saved"
+        from safetensors import safe_open
+        with safe_open(stores[0], framework="pt") as f:
+            assert f.metadata().get("words") and list(f.keys())
+    extra = EXTRA_CHECKS.get(name)
+    if extra:
+        extra(api, files)
+
+
+def _capture_checks(api, files):
+    words = [w for w in api["5"]["inputs"]["words"].split(",") if w.strip()]
+    heat = [f for f in files if os.path.basename(f).startswith("capture_heatmap_")]
+    assert len(heat) == len(words)  # one heatmap per word and latent row (one row)
+    from PIL import Image
+    import numpy as np
+    arrays = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) for p in heat]
+    assert all(a.std() > 1 for a in arrays)  # not blank
+    assert np.abs(arrays[0] - arrays[1]).mean() > 0.5  # different words, different maps
+
+
+EXTRA_CHECKS = {"capture_heatmaps": _capture_checks}
+
+
+@pytest.mark.parametrize("path", API_FILES, ids=_name)
+def test_workflow_runs_headless_on_the_tiny_model(comfy_server, tmp_path, path):
+    api = tiny(_load(path))
+    logs = []
+    result = run_workflow.run(api, comfy_server.url, out_dir=str(tmp_path / "out"), timeout=300, log=logs.append)
+    assert "done" in logs and any(line.startswith("running node") for line in logs)
+    assert result["files"] and all(os.path.isfile(p) and os.path.getsize(p) > 0 for p in result["files"])
+    assert all(p.startswith(str(tmp_path / "out")) for p in result["files"])
+    check_outputs(_name(path), api, result["files"])
+
+
+def _cli(args, tmp_path):
+    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "scripts", "run_workflow.py"), *args],
+                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+
+
+def _capture_api():
+    return tiny(_load(os.path.join(WORKFLOWS, "api", "capture_heatmaps.json")))
+
+
+def test_cli_runs_a_ui_workflow_with_overrides(comfy_server, tmp_path):
+    """UI format in, /object_info conversion, --set by node and by input name, files out, exit 0."""
+    ui = _load(os.path.join(WORKFLOWS, "capture_heatmaps.json"))
+    for n in ui["nodes"]:
+        if n["type"] == "CheckpointLoaderSimple":  # the UI file, on the tiny model
+            n["type"], n["widgets_values"] = "TinyCheckpointLoader", ["sd15", 0, "fixed"]
+    wf = tmp_path / "wf.json"
+    wf.write_text(json.dumps(ui))
+    out = tmp_path / "o"
+    proc = _cli([str(wf), "--server", comfy_server.url, "--set", "6.steps=3", "--set", f"width={TEST_SIZE}",
+                 "--set", f"height={TEST_SIZE // 2}", "--set", "filename_prefix=cli/run", "--out", str(out)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    saved = [line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("saved ")]
+    pngs = [p for p in saved if p.endswith(".png")]
+    assert len(pngs) == 1 + 2 and all(os.path.isfile(p) for p in pngs)  # image + 2 heatmaps
+    assert all(os.path.dirname(p) == str(out / "cli") for p in pngs)
+    assert _image_size(pngs[0])[0] == (TEST_SIZE, TEST_SIZE // 2)
+    assert "step 3/3" in proc.stdout
+
+
+def test_rejected_prompts_are_http_400_with_node_errors(comfy_server, tmp_path):
+    api = _capture_api()
+    api["5"]["inputs"]["start"] = 2.5  # above the input's max
+    del api["6"]["inputs"]["positive"]  # a missing link
+    api["9"]["inputs"]["layout"] = "sideways"  # not an option
+    status, raw = run_workflow._http(comfy_server.url, "/prompt", {"prompt": api, "client_id": "t"})
+    assert status == 400
+    body = json.loads(raw)
+    assert set(body["node_errors"]) >= {"5", "6", "9"}
+    text = run_workflow.format_rejection(body)
+    assert "node 5 (AttentionCapture)" in text and "'start'" in text and "2.5" in text
+    assert "node 6 (KSampler)" in text and "'positive'" in text
+    assert "sideways" in text
+    wf = tmp_path / "bad.json"
+    wf.write_text(json.dumps(api))
+    proc = _cli([str(wf), "--server", comfy_server.url, "--out", str(tmp_path / "o")], tmp_path)
+    assert proc.returncode == run_workflow.EXIT_REJECTED
+    assert "node 5 (AttentionCapture)" in proc.stderr and "'positive'" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_execution_errors_exit_non_zero_and_server_keeps_serving(comfy_server, tmp_path):
+    api = _capture_api()
+    api["5"]["inputs"]["words"] = "apple, banana"  # not in the prompt: fails when the node runs
+    wf = tmp_path / "bad.json"
+    wf.write_text(json.dumps(api))
+    proc = _cli([str(wf), "--server", comfy_server.url, "--out", str(tmp_path / "o")], tmp_path)
+    assert proc.returncode == run_workflow.EXIT_FAILED, proc.stdout + proc.stderr
+    assert "node 5 (AttentionCapture)" in proc.stderr and "banana" in proc.stderr
+    assert "is not in the prompt" in proc.stderr and "Prompt words: a, photo, of" in proc.stderr
+    assert "Traceback" not in proc.stderr  # readable: the host's traceback only with --traceback
+    # the next prompt runs fine
+    good = _capture_api()
+    good["6"]["inputs"]["steps"] = 2
+    result = run_workflow.run(good, comfy_server.url, out_dir=str(tmp_path / "ok"), log=lambda s: None)
+    assert any(p.endswith(".png") for p in result["files"])
+
+
+def test_cli_reports_an_unreachable_server(tmp_path):
+    wf = tmp_path / "wf.json"
+    wf.write_text(json.dumps(_capture_api()))
+    from server_harness import free_port
+    proc = _cli([str(wf), "--server", f"http://127.0.0.1:{free_port()}"], tmp_path)
+    assert proc.returncode == run_workflow.EXIT_USAGE
+    assert "cannot" in proc.stderr
