@@ -1,0 +1,145 @@
+// Shared helpers of the attention_motion frontend extension (no extension registered here).
+// Only documented frontend surfaces are used: node callbacks, widgets, addDOMWidget, api.fetchApi.
+
+export const CATEGORY = "attention_motion";
+
+/** True when a node definition (from /object_info) belongs to this pack. */
+export function isPackNode(nodeData) {
+	return typeof nodeData?.category === "string" && nodeData.category.split("/")[0] === CATEGORY;
+}
+
+/** All inputs of a node definition as [name, spec] pairs (required, then optional). */
+export function inputEntries(nodeData) {
+	const out = [];
+	for (const group of ["required", "optional"]) {
+		for (const [name, spec] of Object.entries(nodeData?.input?.[group] ?? {})) out.push([name, spec]);
+	}
+	return out;
+}
+
+/** Type name of an input spec ("STRING", "FLOAT", ... or "COMBO" for a list of choices). */
+export function inputType(spec) {
+	const t = Array.isArray(spec) ? spec[0] : spec;
+	return Array.isArray(t) ? "COMBO" : t;
+}
+
+export function findWidget(node, name) {
+	return node.widgets?.find((w) => w.name === name);
+}
+
+/** Set a widget's value the way the user's edit would, so callbacks and serialisation follow. */
+export function setWidgetValue(node, name, value) {
+	const w = findWidget(node, name);
+	if (!w) return false;
+	w.value = value;
+	if (w.inputEl && w.inputEl.value !== value) w.inputEl.value = value;
+	w.callback?.(w.value);
+	node.setDirtyCanvas?.(true, true);
+	node.graph?.setDirtyCanvas?.(true, true);
+	return true;
+}
+
+/**
+ * Call `onChange(key)` whenever `keyFn(node)` changes (checked every `ms`), and once at the start.
+ * Covers every way a value can change (typing, loading a workflow, other extensions) in both the
+ * 2024 and the current frontend; stops when the node is removed.
+ */
+export function watchNode(node, keyFn, onChange, ms = 300) {
+	let last;
+	const check = () => {
+		let key;
+		try {
+			key = keyFn(node);
+		} catch (e) {
+			key = "error:" + e;
+		}
+		if (key !== last) {
+			last = key;
+			onChange(key);
+		}
+	};
+	const timer = setInterval(check, ms);
+	const onRemoved = node.onRemoved;
+	node.onRemoved = function () {
+		clearInterval(timer);
+		return onRemoved?.apply(this, arguments);
+	};
+	setTimeout(check, 0);
+	return { check, force: () => { last = undefined; check(); } };
+}
+
+/** Add a DOM widget that is not sent to the server and not stored among the widget values. */
+export function addViewWidget(node, name, element, heightFn) {
+	const widget = node.addDOMWidget(name, "attention_motion_view", element, {
+		serialize: false,
+		hideOnZoom: false,
+		getValue: () => undefined,
+		setValue: () => {},
+		getMinHeight: () => heightFn(),
+		getHeight: () => heightFn(),
+		getMaxHeight: () => heightFn(),
+	});
+	widget.serialize = false; // current frontend: keep it out of widgets_values
+	widget.serializeValue = () => undefined;
+	widget.computeLayoutSize = () => ({ minHeight: heightFn(), maxHeight: heightFn(), minWidth: 0 });
+	return widget;
+}
+
+/** Grow the node when its widgets need more height than it has. */
+export function fitNode(node) {
+	const size = node.computeSize?.();
+	if (!size) return;
+	const w = Math.max(node.size[0], size[0]);
+	node.setSize?.([w, node.size[1]]); // lets DOM-widget layouts grow the node to their min heights
+	node.setDirtyCanvas?.(true, true);
+}
+
+let cssDone = false;
+/** Install the extension's style sheet once. */
+export function ensureCss() {
+	if (cssDone) return;
+	cssDone = true;
+	const style = document.createElement("style");
+	style.dataset.attentionMotion = "1";
+	style.textContent = `
+.am-view { font: 11px/1.35 sans-serif; color: var(--input-text, #ddd); overflow: auto; box-sizing: border-box;
+  background: var(--comfy-input-bg, #222); border-radius: 6px; padding: 4px 6px; }
+.am-head { color: var(--descrip-text, #999); margin: 2px 0; }
+.am-chunk { display: flex; flex-wrap: wrap; gap: 2px; margin: 2px 0 4px; padding-left: 4px; border-left: 3px solid #557; }
+.am-chunk[data-chunk="1"] { border-left-color: #755; } .am-chunk[data-chunk="2"] { border-left-color: #575; }
+.am-tok { padding: 0 3px; border-radius: 3px; background: rgba(255,255,255,.08); white-space: nowrap; }
+.am-tok sub { color: var(--descrip-text, #999); font-size: 8px; margin-left: 1px; }
+.am-tok.am-special { opacity: .55; }
+.am-tok.am-chosen { color: #111; font-weight: bold; }
+.am-words { margin: 2px 0; }
+.am-missing { color: #ff7b7b; font-weight: bold; margin: 2px 0; }
+.am-error { color: #ffb36b; }
+.am-path { display: flex; flex-direction: column; align-items: center; gap: 2px; box-sizing: border-box; }
+.am-path canvas { flex-shrink: 0; touch-action: none; cursor: crosshair; border-radius: 4px; }
+.am-path .am-status { font: 10px/1.3 sans-serif; color: var(--descrip-text, #999); text-align: center; }
+.am-path .am-status.am-bad { color: #ff7b7b; }
+.am-files { font: 11px/1.4 sans-serif; color: var(--descrip-text, #999); overflow: hidden; }
+.am-files a { color: var(--input-text, #ddd); margin-right: 6px; }
+.am-files video { width: 100%; max-height: 100%; display: block; }
+`;
+	document.head.append(style);
+}
+
+export function el(tag, attrs = {}, ...children) {
+	const e = document.createElement(tag);
+	for (const [k, v] of Object.entries(attrs)) {
+		if (k === "class") e.className = v;
+		else if (k === "text") e.textContent = v;
+		else if (k.startsWith("data-")) e.setAttribute(k, v);
+		else e[k] = v;
+	}
+	for (const c of children) if (c != null) e.append(c);
+	return e;
+}
+
+export const PALETTE = ["#ffd166", "#06d6a0", "#4cc9f0", "#f78c6b", "#c77dff", "#90e0ef", "#ef476f", "#b5e48c"];
+
+/** Split a comma-separated word list like the nodes do (host/tokens.py parse_word_list). */
+export function parseWordList(spec) {
+	return String(spec ?? "").split(",").map((w) => w.trim()).filter(Boolean);
+}
