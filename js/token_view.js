@@ -3,7 +3,7 @@
 // The tokenization comes from the host's own SD1 tokenizer (POST /attention_motion/tokenize).
 import { api } from "../../scripts/api.js";
 import {
-	PALETTE, addViewWidget, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, watchNode,
+	PALETTE, addViewWidget, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList, watchNode,
 } from "./am_common.js";
 
 const ROUTE = "/attention_motion/tokenize";
@@ -11,21 +11,36 @@ const WIDGET = "attention_motion_tokens";
 const MAX_HEIGHT = 220;
 
 const isPromptName = (n) => /(^|_)prompts?$/.test(n) || /^prompts?_/.test(n);
-const isWordsName = (n) => /(^|_)words$/.test(n) || /^words_/.test(n);
+// word lists: "words", "<x>_words", "words_<x>"; P2P's "reweight" holds "word: factor" entries
+const isWordsName = (n) => /(^|_)words$/.test(n) || /^words_/.test(n) || n === "reweight";
+const isMultiLine = (n) => /prompts(_|$)/.test(n); // "target_prompts": one prompt per line
 
-/** Which prompt each words input belongs to: {prompt name: [words names]} (data-driven). */
+/**
+ * The token inputs of a node definition (data-driven), or null when it has no prompt or no words:
+ * {prompts: [names], words: [{name, prompts: [names it is looked up in]}]}.
+ */
 export function tokenInputs(nodeData) {
 	const strings = inputEntries(nodeData).filter(([, spec]) => inputType(spec) === "STRING").map(([n]) => n);
 	const prompts = strings.filter(isPromptName);
-	const words = strings.filter(isWordsName);
+	const words = strings.filter((n) => isWordsName(n) && !isPromptName(n));
 	if (!prompts.length || !words.length) return null;
-	const pairs = Object.fromEntries(prompts.map((p) => [p, []]));
-	for (const w of words) {
-		const prefix = w.replace(/_?words$/, "").replace(/^words_?/, "");
-		const match = [`${prefix}_prompt`, `${prefix}_prompts`, "prompt", prompts[0]].find((p) => p in pairs);
-		pairs[match].push(w);
-	}
-	return pairs;
+	return {
+		prompts,
+		words: words.map((name) => {
+			const prefix = name.replace(/_?words$/, "").replace(/^words_?/, "");
+			const own = prompts.filter((p) => prefix && p.replace(/_?prompts?$/, "") === prefix);
+			const targets = name === "reweight" ? prompts.filter((p) => p.startsWith("target")) : [];
+			return { name, prompts: own.length ? own : targets.length ? targets : prompts };
+		}),
+	};
+}
+
+/** Entries of a word list; "word: 0.5" entries (P2P) count as their word. */
+export function wordEntries(spec) {
+	return parseWordList(spec).map((e) => {
+		const m = /^(.*?)\s*:\s*[-+]?[\d.]+(e[-+]?\d+)?$/i.exec(e);
+		return m ? m[1].trim() : e;
+	}).filter(Boolean);
 }
 
 async function tokenize(prompt, words) {
@@ -39,16 +54,15 @@ async function tokenize(prompt, words) {
 	return data;
 }
 
-function renderSection(name, linked, data, wordsNames) {
+function renderSection(label, data, colours) {
 	const chosen = new Map(); // position -> colour
-	data.entries.forEach((e, i) => e.positions.forEach((p) => chosen.set(p, PALETTE[i % PALETTE.length])));
+	data.entries.forEach((e) => e.positions.forEach((p) => chosen.set(p, colours.get(e.entry))));
 	const n = data.chunks.length;
 	const used = data.chunks.reduce((s, c) => s + c.length, 0);
-	const sec = el("div", { class: "am-section", "data-prompt": name, "data-missing": data.missing.join(", ") });
+	const sec = el("div", { class: "am-section", "data-prompt": label });
 	sec.append(el("div", {
 		class: "am-head",
-		text: `${name}${linked ? " (linked: shows the widget value)" : ""}: ${data.words.length} words, ` +
-			`${used} tokens in ${n} chunk${n === 1 ? "" : "s"} of ${data.chunk_length}`,
+		text: `${label}: ${data.words.length} words, ${used} tokens in ${n} chunk${n === 1 ? "" : "s"} of ${data.chunk_length}`,
 	}));
 	data.chunks.forEach((chunk, c) => {
 		const row = el("div", { class: "am-chunk", "data-chunk": String(c), title: `chunk ${c + 1}: positions ${c * data.chunk_length}-${(c + 1) * data.chunk_length - 1}` });
@@ -64,54 +78,82 @@ function renderSection(name, linked, data, wordsNames) {
 		}
 		sec.append(row);
 	});
-	if (data.entries.length) {
-		const words = el("div", { class: "am-words" }, `${wordsNames.join(", ")}: `);
-		data.entries.forEach((e, i) => {
-			const s = el("span", { "data-entry": e.entry, text: `${e.entry} → ${e.found ? e.positions.join(" ") : "not found"}` });
-			s.style.color = e.found ? PALETTE[i % PALETTE.length] : "#ff7b7b";
+	const found = data.entries.filter((e) => e.found);
+	if (found.length) {
+		const words = el("div", { class: "am-words" });
+		found.forEach((e, i) => {
+			const s = el("span", { "data-entry": e.entry, text: `${e.entry} → ${e.positions.join(" ")}` });
+			s.style.color = colours.get(e.entry);
 			if (i) words.append(" · ");
 			words.append(s);
 		});
 		sec.append(words);
 	}
-	if (data.missing.length) {
-		sec.append(el("div", { class: "am-missing", text: `not in the prompt: ${data.missing.join(", ")}` }));
-	}
 	return sec;
 }
 
-function attach(node, pairs) {
+function attach(node, spec) {
 	ensureCss();
 	const box = el("div", { class: "am-view am-tokens", "data-status": "pending" });
 	let height = 60;
 	const widget = addViewWidget(node, WIDGET, box, () => height);
 	let seq = 0;
 
-	const values = () => Object.entries(pairs).map(([p, ws]) => {
-		const pw = findWidget(node, p);
-		const linked = pw?.type === "converted-widget" || !!node.inputs?.find((i) => i.name === p && i.link != null);
-		return { name: p, prompt: String(pw?.value ?? ""), linked, wordsNames: ws, words: ws.map((w) => String(findWidget(node, w)?.value ?? "")).join(", ") };
+	const values = () => ({
+		prompts: spec.prompts.map((p) => {
+			const pw = findWidget(node, p);
+			const text = String(pw?.value ?? "");
+			const linked = pw?.type === "converted-widget" || !!node.inputs?.find((i) => i.name === p && i.link != null);
+			const lines = isMultiLine(p) ? text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean) : [text];
+			return { name: p, lines, linked };
+		}),
+		words: spec.words.map((w) => ({ ...w, entries: wordEntries(findWidget(node, w.name)?.value ?? "") })),
 	});
 
 	const update = async () => {
 		const my = ++seq;
-		const vals = values();
+		const v = values();
 		box.dataset.status = "pending";
-		let sections;
+		const colours = new Map();
+		for (const w of v.words) for (const e of w.entries) if (!colours.has(e)) colours.set(e, PALETTE[colours.size % PALETTE.length]);
+		// a word list whose own prompts are all empty is looked up in the others (P2P: reweight of
+		// the source prompt when there is no target line)
+		for (const w of v.words) {
+			const filled = w.prompts.filter((n) => v.prompts.find((p) => p.name === n)?.lines.some(Boolean));
+			if (!filled.length) w.prompts = v.prompts.map((p) => p.name);
+		}
+		// one request per prompt line, with the words looked up in that prompt
+		const jobs = [];
+		for (const p of v.prompts) {
+			const entries = [...new Set(v.words.filter((w) => w.prompts.includes(p.name)).flatMap((w) => w.entries))];
+			p.lines.forEach((line, i) => {
+				const label = (p.lines.length > 1 ? `${p.name} line ${i + 1}` : p.name) + (p.linked ? " (linked: widget value)" : "");
+				jobs.push({ prompt: p.name, label, line, entries });
+			});
+		}
+		let parts;
 		try {
-			const answers = await Promise.all(vals.map((v) => tokenize(v.prompt, v.words)));
+			const answers = await Promise.all(jobs.map((j) => tokenize(j.line, j.entries.join(", "))));
 			if (my !== seq) return;
-			sections = vals.map((v, i) => renderSection(v.name, v.linked, answers[i], v.wordsNames));
-			const missing = answers.flatMap((a) => a.missing);
+			parts = jobs.map((j, i) => renderSection(j.label, answers[i], colours));
+			const missing = [];
+			for (const w of v.words) {
+				for (const e of w.entries) {
+					const hit = jobs.some((j, i) => w.prompts.includes(j.prompt) && answers[i].entries.some((a) => a.entry === e && a.found));
+					if (!hit) missing.push(e);
+				}
+			}
+			if (missing.length) parts.push(el("div", { class: "am-missing", text: `not in the prompt: ${missing.join(", ")}` }));
+			if (!jobs.length) parts.push(el("div", { class: "am-head", text: "no prompt text yet" }));
 			box.dataset.status = missing.length ? "missing" : "ok";
 			box.dataset.missing = missing.join(", ");
 			node.attentionMotionTokens = answers; // for other extensions and tests
 		} catch (e) {
 			if (my !== seq) return;
-			sections = [el("div", { class: "am-error", text: `token view unavailable: ${e.message}` })];
+			parts = [el("div", { class: "am-error", text: `token view unavailable: ${e.message}` })];
 			box.dataset.status = "error";
 		}
-		box.replaceChildren(...sections);
+		box.replaceChildren(...parts);
 		height = Math.min(MAX_HEIGHT, Math.max(40, box.scrollHeight + 24));
 		fitNode(node);
 	};
@@ -127,13 +169,13 @@ function attach(node, pairs) {
 /** Add the token view to a node type of this pack that takes a prompt and words. */
 export function addTokenView(nodeType, nodeData) {
 	if (!isPackNode(nodeData)) return false;
-	const pairs = tokenInputs(nodeData);
-	if (!pairs) return false;
+	const spec = tokenInputs(nodeData);
+	if (!spec) return false;
 	const onNodeCreated = nodeType.prototype.onNodeCreated;
 	nodeType.prototype.onNodeCreated = function () {
 		const r = onNodeCreated?.apply(this, arguments);
 		try {
-			attach(this, pairs);
+			attach(this, spec);
 		} catch (e) {
 			console.warn("[attention_motion] token view not added:", e);
 		}

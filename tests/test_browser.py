@@ -220,6 +220,18 @@ def test_token_view_shows_tokens_chunks_and_missing_words(browser):
     assert chunks == 2
     answers = browser.execute_script("return app.graph.getNodeById(arguments[0]).attentionMotionTokens;", nid)
     assert answers[0]["n_tokens"] == 154 and len(answers[0]["positions"][0]) == 100
+
+    # data-driven: P2PReplace's source prompt, one target per line, "word: value" lists
+    pid = _add_node(browser, "P2PReplace", [560, 60], [460, 500], {
+        "source_prompt": "a cat sitting on a car", "target_prompts": "a dog sitting on a car\na bird sitting on a car",
+        "cross_replace_words": "cat: 0.3, dog: 0.5, horse: 0.2", "reweight": "bird: 2"})
+    view = _wait(browser, """const box = app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'attention_motion_tokens').element;
+        return box.dataset.status === 'missing' ? {missing: box.dataset.missing,
+            sections: [...box.querySelectorAll('.am-section')].map(s => [s.dataset.prompt,
+                [...s.querySelectorAll('.am-tok.am-chosen')].map(c => Number(c.dataset.pos))])} : null;""",
+                 30, "P2PReplace token view did not answer", pid)
+    assert view["missing"] == "horse"
+    assert view["sections"] == [["source_prompt", [2]], ["target_prompts line 1", [2]], ["target_prompts line 2", [2]]]
     errors, _ = _console_errors(browser)
     assert errors == []
 
