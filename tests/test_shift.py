@@ -1,0 +1,149 @@
+"""TokenShift: shifted maps land where asked, zero shift is the identity, errors are clear."""
+import pytest
+import torch
+
+import harness
+from attention_motion.controllers.shift import ShiftController
+from attention_motion.core.controller import AttnCall, Controller, RunInfo
+from attention_motion.core.maps import centroid
+from attention_motion.core.shift import shift_tokens
+from attention_motion.host.router import install
+from attention_motion.nodes.capture import AttentionCapture
+from attention_motion.nodes.motion import TokenShift
+
+pytestmark = pytest.mark.host
+
+PROMPT = "a red apple on a wooden table"
+
+
+class BlobMaps(Controller):
+    """Test-only: makes a word's cross-attention a sharp blob at a fixed place on every grid.
+
+    The tiny models have random weights, so their own maps are diffuse; a strongly localised map
+    lets the test read the shift off the centroid while everything runs through the real router
+    and sampler.
+    """
+
+    def __init__(self, tokens, cx=0.3, cy=0.4, sigma=0.07):
+        self.tokens, self.cx, self.cy, self.sigma = tokens, cx, cy, sigma
+
+    def wants_cross(self, call):
+        return call.is_cond
+
+    def cross(self, call, probs):
+        h, w = call.grid
+        ys = (torch.arange(h) + 0.5) / h
+        xs = (torch.arange(w) + 0.5) / w
+        blob = torch.exp(-((xs[None] - self.cx) ** 2 + (ys[:, None] - self.cy) ** 2) / (2 * self.sigma ** 2))
+        blob = (0.5 * blob / blob.max()).reshape(-1).to(probs)
+        probs = probs.clone()
+        for t in self.tokens:
+            probs[..., t] = blob
+        call.edited.update(range(call.rows))
+        return probs
+
+
+def _tokens(clip, word):
+    from attention_motion.host.tokens import locate_words, tokenize_prompt
+    return locate_words(clip, tokenize_prompt(clip, PROMPT), [word], "test")[0]
+
+
+def _capture_levels(model, clip, neg_clip_text=""):
+    m, store = AttentionCapture().capture(model, clip, PROMPT, "apple", 0.0, 0.4, "all")
+    pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, neg_clip_text)
+    harness.ksample(m, pos, neg, harness.empty_latent(256, 192, 1), seed=2, steps=4)
+    return store.level_maps()
+
+
+@pytest.mark.parametrize("arch,dx,dy", [("sd15", 0.25, 0.0), ("sd15", -0.15, -0.2), ("sdxl", 0.2, 0.3)])
+def test_centroid_moves_by_the_requested_shift_at_every_level(arch, dx, dy, tiny_sd15, tiny_sdxl):
+    model, clip = (tiny_sd15[:2] if arch == "sd15" else tiny_sdxl)
+    blob = install(model, BlobMaps(_tokens(clip, "apple"), cx=0.45, cy=0.45), "test")
+    before = _capture_levels(blob, clip)
+    shifted = TokenShift().patch(blob, clip, PROMPT, "apple", dx, dy, 0.0, 0.4, "all", "zero", "free")[0]
+    after = _capture_levels(shifted, clip)
+    assert before.keys() == after.keys() and len(before) >= (2 if arch == "sd15" else 1)
+    for level, maps in before.items():
+        h, w = maps.shape[-2:]
+        moved = centroid(after[level][0, 0]) - centroid(maps[0, 0])
+        assert abs(float(moved[0]) - dx) <= 1.0 / w, (level, moved, dx)
+        assert abs(float(moved[1]) - dy) <= 1.0 / h, (level, moved, dy)
+
+
+def test_shift_applies_only_inside_the_window_and_levels(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    blob = install(model, BlobMaps(_tokens(clip, "apple")), "test")
+    shifted = TokenShift().patch(blob, clip, PROMPT, "apple", 0.3, 0.0, 0.0, 0.4, "1/2", "zero", "free")[0]
+    before, after = _capture_levels(blob, clip), _capture_levels(shifted, clip)
+    assert torch.allclose(before[0], after[0])  # level 0 (full latent grid) is not in "1/2"
+    assert not torch.allclose(before[1], after[1])
+
+
+@pytest.mark.parametrize("self_attention", ["free", "shift"])
+def test_zero_shift_is_the_identity(tiny_sd15, self_attention):
+    model, clip, _ = tiny_sd15
+    pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
+    lat = harness.empty_latent(256, 256, 1)
+    plain = harness.ksample(model, pos, neg, lat, seed=4, steps=4)
+    m = TokenShift().patch(model, clip, PROMPT, "apple", 0.0, 0.0, 0.0, 1.0, "all", "zero", self_attention)[0]
+    assert torch.equal(harness.ksample(m, pos, neg, lat, seed=4, steps=4), plain)
+    moved = TokenShift().patch(model, clip, PROMPT, "apple", 0.3, 0.0, 0.0, 1.0, "all", "zero", self_attention)[0]
+    assert not torch.equal(harness.ksample(moved, pos, neg, lat, seed=4, steps=4), plain)
+
+
+def test_self_attention_modes_differ(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
+    lat = harness.empty_latent(256, 256, 1)
+    outs = [harness.ksample(TokenShift().patch(model, clip, PROMPT, "apple", 0.3, 0.1, 0.0, 0.6, "all", "edge", s)[0],
+                            pos, neg, lat, seed=4, steps=4) for s in ("free", "shift")]
+    assert (outs[0] - outs[1]).abs().max() > 1e-4
+
+
+def _call(rows=2, grid=(4, 6)):
+    return AttnCall(kind="cross", key=("input", 1, 0), chunk=0, chunk_index=0, rows=rows, heads=2, grid=grid,
+                    level=0, latent_hw=grid, run=RunInfo(step=0, progress=0.1, sigma=10.0))
+
+
+@pytest.mark.core
+def test_controller_moves_only_the_word_columns_of_the_right_rows():
+    probs = torch.softmax(torch.randn(3, 2, 24, 10), dim=-1)
+    shifts = torch.tensor([[[0.0, 0.0]], [[0.5, 0.0]], [[0.0, -0.25]]])
+    ctrl = ShiftController([[3, 4]], shifts, (0.0, 0.5), None, "zero", reference="own")
+    call = _call(rows=3)
+    out = ctrl.cross(call, probs)
+    assert call.edited == {1, 2}
+    assert torch.equal(out[0], probs[0])
+    others = [j for j in range(10) if j not in (3, 4)]
+    assert torch.equal(out[..., others], probs[..., others])
+    assert torch.allclose(out[1][..., [3, 4]], shift_tokens(probs[1][..., [3, 4]], (4, 6), 0.5, 0.0))
+    assert torch.allclose(out[2][..., [3, 4]], shift_tokens(probs[2][..., [3, 4]], (4, 6), 0.0, -0.25))
+    # outside the window nothing is asked for
+    late = _call()
+    late.run = RunInfo(step=5, progress=0.8, sigma=1.0)
+    assert not ctrl.wants_cross(late)
+
+
+@pytest.mark.core
+def test_anchor_and_previous_references():
+    probs = torch.softmax(torch.randn(3, 1, 24, 6), dim=-1)
+    shifts = torch.tensor([[[0.0, 0.0]], [[1 / 6, 0.0]], [[1 / 6, 0.0]]])
+    anchor = ShiftController([[2]], shifts, reference="anchor").cross(_call(3), probs)
+    prev = ShiftController([[2]], shifts, reference="previous").cross(_call(3), probs)
+    assert torch.allclose(anchor[2][..., [2]], shift_tokens(probs[0][..., [2]], (4, 6), 1 / 6, 0.0))
+    assert torch.allclose(prev[2][..., [2]], shift_tokens(probs[1][..., [2]], (4, 6), 1 / 6, 0.0))
+
+
+def test_bad_inputs_give_clear_errors(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    node = TokenShift()
+    with pytest.raises(ValueError, match=r"TokenShift: word 'zebra' \(input 'words'\) is not in the prompt"):
+        node.patch(model, clip, PROMPT, "zebra", 0.1, 0.0, 0.0, 0.4, "all", "zero", "free")
+    with pytest.raises(ValueError, match=r"TokenShift: input 'dx' is 1.5, but it must lie between -1.0 and 1.0"):
+        node.patch(model, clip, PROMPT, "apple", 1.5, 0.0, 0.0, 0.4, "all", "zero", "free")
+    with pytest.raises(ValueError, match=r"TokenShift: input 'start'"):
+        node.patch(model, clip, PROMPT, "apple", 0.1, 0.0, 0.6, 0.4, "all", "zero", "free")
+    with pytest.raises(ValueError, match=r"TokenShift: input 'resolutions'"):
+        node.patch(model, clip, PROMPT, "apple", 0.1, 0.0, 0.0, 0.4, "1/3", "zero", "free")
+    with pytest.raises(ValueError, match=r"TokenShift: input 'fill' is 'wrap'"):
+        node.patch(model, clip, PROMPT, "apple", 0.1, 0.0, 0.0, 0.4, "all", "wrap", "free")
