@@ -33,17 +33,12 @@ _HOST_ROOT = None
 
 
 def _read_host_path():
-    env = os.environ.get("COMFYUI_PATH")
-    if env:
-        return os.path.abspath(os.path.expanduser(env))
-    path_file = os.path.join(REPO_ROOT, ".host", "host_path")
-    if os.path.isfile(path_file):
-        with open(path_file) as f:
-            line = f.readline().strip()
-        if line:
-            return line
-    raise RuntimeError("No ComfyUI host: run `make test` (or scripts/bootstrap.py) first, "
-                       "or set COMFYUI_PATH=/path/to/ComfyUI")
+    """COMFYUI_PATH, else .host/host_path (see scripts/hostpath.py, loaded by file path)."""
+    spec = importlib.util.spec_from_file_location(
+        "_attention_motion_hostpath", os.path.join(REPO_ROOT, "scripts", "hostpath.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.host_path()
 
 
 def _call(fn, *args, **kwargs):
