@@ -44,10 +44,11 @@ def _unavailable(reason):
 
 
 @pytest.fixture(scope="module")
-def browser(comfy_server, tmp_path_factory):
+def browser(request, tmp_path_factory):
     chromium, driver_path, missing = _find_browser()
     if missing:
         _unavailable("not installed: " + ", ".join(missing) + " (apt-get install chromium chromium-driver; pip install selenium)")
+    comfy_server = request.getfixturevalue("comfy_server")  # started only when a browser is there
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
