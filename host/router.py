@@ -18,6 +18,9 @@ from .clock import RunClock
 from .compat import optimized_attention, require_patcher_api
 
 _SLOTS = (("self", "attn1"), ("cross", "attn2"))
+# transformer_options flag: a model call made with it set runs without controllers (plain model),
+# e.g. the source-only pass of host.passes.SourcePassWrapper.
+SILENT = "attention_motion_silent"
 # Set in extra_options by RouterContextPatch: where the controllers' extra tokens start in the context.
 EXTRA_CONTEXT_KEY = "attention_motion_extra_context_start"
 
@@ -181,6 +184,10 @@ class RouterPatch:
         self.router, self.kind, self.key, self.previous = router, kind, key, previous
 
     def __call__(self, q, k, v, extra_options):
+        if extra_options.get(SILENT):
+            if self.previous is not None:
+                return self.previous(q, k, v, extra_options)
+            return optimized_attention()(q, k, v, int(extra_options["n_heads"]))
         return self.router.attend(self.kind, self.key, self.previous, q, k, v, extra_options)
 
     def __deepcopy__(self, memo):
@@ -257,6 +264,11 @@ class RouterUnetWrapper:
         self.router, self.previous = router, previous
 
     def __call__(self, apply_model, args: dict):
+        options = args["c"].get("transformer_options", {}) if isinstance(args.get("c"), dict) else {}
+        if options.get(SILENT):
+            if self.previous is not None:
+                return self.previous(apply_model, args)
+            return apply_model(args["input"], args["timestep"], **args["c"])
         x = args["input"]
         chunks = list(args.get("cond_or_uncond") or [COND])
         run = self.router.advance(args.get("timestep"), None if not isinstance(args.get("c"), dict) else

@@ -1,0 +1,208 @@
+"""P2PReplace (Prompt-to-Prompt edits) and SharedNoiseSampler (same step noise in every row)."""
+from __future__ import annotations
+
+import torch
+
+from ..controllers.p2p import NODE, CrossReplace, CrossReweight, P2PPrompts, SelfReplace
+from ..core.align import refine_mapping, replace_mapping, source_of
+from ..host.conditioning import chunk_count, encode_rows
+from ..host.noise import shared_noise_sampler
+from ..host.passes import install_source_pass
+from ..host.router import install
+from ..host.tokens import PromptTokens, WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
+from .common import CATEGORY, check_range
+
+MODES = ["replace", "refine", "reweight", "replace+reweight", "refine+reweight"]
+
+PATH_NOTE = (
+    "Deterministic samplers (euler, heun, dpm_2, lms, dpmpp_2m, ddim, uni_pc, ...) work with the "
+    "standard KSampler: the LATENT's rows share one initial noise. Ancestral and SDE samplers "
+    "(euler_ancestral, dpm_2_ancestral, dpmpp_2s_ancestral, dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde, "
+    "ddpm, lcm) add fresh noise per row every step: use SamplerCustom with the SharedNoiseSampler "
+    "node, which gives every row the noise a single-row run would get (it also makes the step "
+    "schedule exact for any sampler)."
+)
+
+
+def parse_word_values(spec: str, node: str, input_name: str, lo: float | None = None,
+                      hi: float | None = None) -> list[tuple[str, float]]:
+    """Parse ``"word: value, other words: value"`` into ``[(words, value)]``."""
+    out = []
+    for entry in parse_word_list(spec):
+        word, sep, value = entry.rpartition(":")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or not word.strip() or number is None:
+            raise ValueError(f"{node}: input '{input_name}': '{entry}' is not 'word: number'. "
+                             f"Write comma-separated entries like 'cat: 0.5, red hat: 2'.")
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
+            raise ValueError(f"{node}: input '{input_name}': the value of '{word.strip()}' is {number}; "
+                             f"it must lie between {lo} and {hi}.")
+        out.append((word.strip(), number))
+    return out
+
+
+def split_targets(text: str) -> list[str]:
+    """One target prompt per non-empty line."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _word_tokens(pt: PromptTokens) -> list[tuple[int, int]]:
+    return [(p, i) for pos, ids in zip(pt.word_positions, pt.word_ids) for p, i in zip(pos, ids)]
+
+
+class P2PReplace:
+    """Source and target prompts sampled together from one noise; targets edited by attention."""
+
+    DESCRIPTION = (
+        "Prompt-to-Prompt. Returns a MODEL, a positive CONDITIONING (row 0 the source prompt, then one "
+        "row per target line) and a LATENT whose rows share one initial noise: sample them together "
+        "(negative: any CONDITIONING). Row 0 comes out exactly as a plain generation of the source "
+        "prompt with that seed. mode: replace (word swap, same number of words), refine (words added "
+        "or removed; tokens aligned), reweight (target = source prompt unless given; scale words' "
+        "attention), or reweight on top of replace/refine. cross_replace: fraction of the steps during "
+        "which target words take the source's cross-attention maps ('cross_replace_words': per word, "
+        "'cat: 0.3'); self_replace: fraction of steps with the source's self-attention maps; "
+        "reweight: 'word: factor, ...' (negative allowed), applied during the word's cross_replace "
+        "window. " + PATH_NOTE
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("model", "positive", "latent")
+    FUNCTION = "build"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL",),
+                "clip": ("CLIP",),
+                "source_prompt": ("STRING", {"multiline": True, "default": "a cat sitting on a car"}),
+                "target_prompts": ("STRING", {"multiline": True, "default": "a dog sitting on a car"}),
+                "mode": (MODES,),
+                "cross_replace": ("FLOAT", {"default": 0.8, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "cross_replace_words": ("STRING", {"default": ""}),
+                "self_replace": ("FLOAT", {"default": 0.4, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "reweight": ("STRING", {"default": ""}),
+                "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+                "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+            }
+        }
+
+    def build(self, model, clip, source_prompt, target_prompts, mode, cross_replace, cross_replace_words,
+              self_replace, reweight, width, height):
+        if mode not in MODES:
+            raise ValueError(f"{NODE}: input 'mode' is {mode!r}; use one of {', '.join(MODES)}.")
+        check_range(NODE, "cross_replace", cross_replace, 0.0, 1.0)
+        check_range(NODE, "self_replace", self_replace, 0.0, 1.0)
+        source = (source_prompt or "").strip()
+        if not source:
+            raise ValueError(f"{NODE}: input 'source_prompt' is empty; give the prompt of the source image.")
+        targets = split_targets(target_prompts)
+        if not targets:
+            if mode != "reweight":
+                raise ValueError(f"{NODE}: input 'target_prompts' is empty; give one target prompt per line "
+                                 "(only mode 'reweight' may leave it empty, to reweight the source prompt).")
+            targets = [source]
+        weights = parse_word_values(reweight, NODE, "reweight")
+        if "reweight" in mode and not weights:
+            raise ValueError(f"{NODE}: mode '{mode}' needs input 'reweight', e.g. 'cat: 2, hat: -1'.")
+        if "reweight" not in mode and weights:
+            raise ValueError(f"{NODE}: input 'reweight' is set but mode is '{mode}'; choose '{mode}+reweight' "
+                             "(or 'reweight'), or clear 'reweight'.")
+        word_windows = parse_word_values(cross_replace_words, NODE, "cross_replace_words", 0.0, 1.0)
+
+        chunks = chunk_count(clip, source)
+        for i, t in enumerate(targets):
+            if chunk_count(clip, t) > chunks:
+                raise ValueError(
+                    f"{NODE}: input 'target_prompts': line {i + 1} (\"{t}\") needs more 77-token chunks "
+                    f"({chunk_count(clip, t)}) than the source prompt ({chunks}); all rows share one token "
+                    "length and the source row must stay a plain generation. Shorten that target or lengthen the source."
+                )
+        src_pt = tokenize_prompt(clip, source)
+        length = src_pt.n_tokens
+        prompts = P2PPrompts(source, targets, length)
+        refine = mode.startswith("refine")
+        mappers, mappeds, untils, factors = [], [], [], []
+        for i, target in enumerate(targets):
+            tgt_pt = tokenize_prompt(clip, target)
+            if refine:
+                mapper, mapped = refine_mapping(_word_tokens(src_pt), _word_tokens(tgt_pt), length,
+                                                src_pt.word_positions, tgt_pt.word_positions)
+            else:
+                if len(src_pt.words) != len(tgt_pt.words):
+                    raise ValueError(
+                        f"{NODE}: mode '{mode}' swaps words one for one, but target line {i + 1} has "
+                        f"{len(tgt_pt.words)} words ({' '.join(tgt_pt.words)}) and the source has "
+                        f"{len(src_pt.words)} ({' '.join(src_pt.words)}). Use the same number of words, or mode 'refine'."
+                    )
+                mapper, mapped = replace_mapping(src_pt.word_positions, tgt_pt.word_positions, length)
+            until = torch.full((length,), float(cross_replace))
+            for word, value in word_windows:
+                until[self._window_positions(clip, src_pt, tgt_pt, mapper, word, i)] = value
+            factor = torch.ones(length)
+            for word, value in weights:
+                positions = locate_words(clip, tgt_pt, [word], NODE, "reweight")[0]
+                factor[positions] = value
+            mappers.append(mapper)
+            mappeds.append(mapped)
+            untils.append(until)
+            factors.append(factor)
+        until = torch.stack(untils)
+        patched = install(model, CrossReplace(prompts, torch.stack(mappers), torch.stack(mappeds), until), NODE)
+        if weights:
+            patched = install(patched, CrossReweight(prompts, torch.stack(factors), until), NODE)
+        if self_replace > 0:
+            patched = install(patched, SelfReplace(prompts, self_replace), NODE)
+        install_source_pass(patched)
+        positive = encode_rows(clip, [source] + targets, chunks)
+        rows = prompts.rows
+        latent = {"samples": torch.zeros(rows, 4, height // 8, width // 8), "batch_index": [0] * rows}
+        return (patched, positive, latent)
+
+    @staticmethod
+    def _window_positions(clip, src_pt, tgt_pt, mapper, word, line) -> list[int]:
+        try:
+            return locate_words(clip, tgt_pt, [word], NODE, "cross_replace_words")[0]
+        except WordNotFoundError:
+            pass
+        try:
+            return source_of(mapper, locate_words(clip, src_pt, [word], NODE, "cross_replace_words")[0])
+        except WordNotFoundError:
+            raise ValueError(
+                f"{NODE}: word '{word}' (input 'cross_replace_words') is in neither the source prompt "
+                f"({', '.join(src_pt.words)}) nor target line {line + 1} ({', '.join(tgt_pt.words)})."
+            ) from None
+
+
+class SharedNoiseSampler:
+    """A SAMPLER for SamplerCustom: any built-in sampler, every row with single-row noise."""
+
+    DESCRIPTION = (
+        "Wraps a built-in sampler for SamplerCustom so that every latent row gets exactly the per-step "
+        "noise a plain single-row run with the same seed would get (ancestral samplers: Gaussian noise; "
+        "dpmpp_*sde*: Brownian tree). Use it for ancestral and SDE samplers with P2PReplace or "
+        "FrameSequence; deterministic samplers also work with the plain KSampler. It also publishes the "
+        "run's sigmas so attention edits switch at exact step fractions."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("SAMPLER",)
+    RETURN_NAMES = ("sampler",)
+    FUNCTION = "get"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        import comfy.samplers
+
+        return {"required": {"sampler_name": (list(comfy.samplers.KSAMPLER_NAMES),)}}
+
+    def get(self, sampler_name):
+        return (shared_noise_sampler(sampler_name),)
+
+
+NODE_CLASS_MAPPINGS = {"P2PReplace": P2PReplace, "SharedNoiseSampler": SharedNoiseSampler}
+NODE_DISPLAY_NAME_MAPPINGS = {"P2PReplace": "Prompt-to-Prompt Replace",
+                              "SharedNoiseSampler": "Shared Noise Sampler"}
