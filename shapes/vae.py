@@ -143,3 +143,10 @@ def taesd_state_dict(encoder: nn.Module, decoder: nn.Module) -> Dict[str, torch.
     sd["vae_scale"] = torch.tensor(SD15_SCALE)
     sd["vae_shift"] = torch.tensor(0.0)
     return sd
+
+
+def whitening_from_state(sd: Dict[str, torch.Tensor]):
+    """(A, b) back from a TAESD state dict written by ``taesd_state_dict(analytic_encoder(A, b), ...)``."""
+    w = sd["taesd_encoder.14.weight"].float()[:, :, 1, 1]
+    A = torch.cat([w[:, :3], 2.0 * w[:, 3:4]], 1)
+    return A, sd["taesd_encoder.14.bias"].float()

@@ -1,0 +1,161 @@
+"""Semantic probes of the pack's nodes on the shapes model (used by tests/test_semantic.py).
+
+Each probe samples with ComfyUI's KSampler (euler, normal), reads objects back from pixels
+(``shapes.quality.read_objects``) and returns plain numbers:
+
+* ``token_shift``: object centroid moved by TokenShift, as a fraction of the width, vs requested.
+* ``p2p_colour``: P2P word swap of a colour: target colour found, IoU of source/target masks.
+* ``frame_sequence``: per-frame object centroids and background PSNR against frame 0.
+* ``local_blend``: background PSNR between the source and the blended edit (when the node exists).
+
+    python -m shapes.probes     # prints every probe's figures (the tests' measured values)
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Dict, List, Optional
+
+import torch
+
+from . import quality as q
+
+STEPS = 16
+CFG = 5.0
+
+
+def _node(pack, name):
+    cls = pack.NODE_CLASS_MAPPINGS.get(name)
+    return None if cls is None else cls()
+
+
+def _call(node, **kw):
+    return getattr(node, node.FUNCTION)(**kw)
+
+
+def _main_object(img, colour: Optional[str] = None) -> Optional[Dict]:
+    objs = q.read_objects(img)
+    if colour is not None:
+        objs = [o for o in objs if o["colour"] == colour]
+    return objs[0] if objs else None
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None) -> float:
+    d = (a - b) ** 2
+    if mask is not None:
+        d = d[:, mask]
+    mse = float(d.mean())
+    return 99.0 if mse <= 1e-10 else -10 * math.log10(mse)
+
+
+def background_mask(objs_masks: List[torch.Tensor], dilate: int = 6) -> torch.Tensor:
+    """Pixels farther than ``dilate`` px from every object mask."""
+    m = torch.zeros_like(objs_masks[0], dtype=torch.float32)
+    for o in objs_masks:
+        m = torch.maximum(m, o.float())
+    m = torch.nn.functional.max_pool2d(m[None, None], 2 * dilate + 1, 1, dilate)[0, 0]
+    return m == 0
+
+
+def token_shift(pack, model, clip, vae, prompt="a red circle", word="circle", seed=0, dx=0.25,
+                end=0.5, steps=STEPS, cfg=CFG) -> Dict:
+    """Shift toward the image centre by |dx|; returns requested and measured shift (fractions)."""
+    colour = prompt.split()[1]
+    with torch.inference_mode():
+        neg = q.encode(clip, "")
+        pos = q.encode(clip, prompt)
+        base = q.decode(vae, q.ksample(model, pos, neg, seed, steps, cfg))[0]
+        o0 = _main_object(base, colour)
+        if o0 is None:
+            return {"seed": seed, "ok": False}
+        sdx = dx if o0["cx"] < 64 else -dx
+        m2 = _call(_node(pack, "TokenShift"), model=model, clip=clip, prompt=prompt, words=word, dx=sdx, dy=0.0,
+                   start=0.0, end=end, resolutions="all")[0]
+        moved = q.decode(vae, q.ksample(m2, pos, neg, seed, steps, cfg))[0]
+    o1 = _main_object(moved, colour)
+    if o1 is None:
+        return {"seed": seed, "ok": False, "requested": sdx}
+    got = (o1["cx"] - o0["cx"]) / base.shape[-1]
+    goty = (o1["cy"] - o0["cy"]) / base.shape[-2]
+    return {"seed": seed, "ok": True, "requested": sdx, "measured": got, "measured_dy": goty,
+            "error": abs(got - sdx), "shape_kept": o1["shape"] == o0["shape"],
+            "images": (base, moved)}
+
+
+def p2p_colour(pack, model, clip, vae, source="a red square", target="a blue square", seed=0,
+               cross_replace=0.8, self_replace=0.4, steps=STEPS, cfg=CFG) -> Dict:
+    node = _node(pack, "P2PReplace")
+    with torch.inference_mode():
+        m2, pos, lat = _call(node, model=model, clip=clip, source_prompt=source, target_prompts=target,
+                             mode="replace", cross_replace=cross_replace, cross_replace_words="",
+                             self_replace=self_replace, reweight="", width=128, height=128)
+        import nodes as host_nodes
+        out = host_nodes.common_ksampler(m2, seed, steps, cfg, "euler", "normal", pos, q.encode(clip, ""), lat)[0]
+        imgs = q.decode(vae, out["samples"])
+    src_c, tgt_c = source.split()[1], target.split()[1]
+    o0, o1 = _main_object(imgs[0], src_c), _main_object(imgs[1], tgt_c)
+    res = {"seed": seed, "source_found": o0 is not None, "target_found": o1 is not None, "images": imgs}
+    if o0 is not None and o1 is not None:
+        inter = float((o0["mask"] & o1["mask"]).sum())
+        union = float((o0["mask"] | o1["mask"]).sum())
+        res.update(iou=inter / union, target_shape=o1["shape"], source_shape=o0["shape"],
+                   target_has_source_colour=_main_object(imgs[1], src_c) is not None)
+    return res
+
+
+def frame_sequence(pack, model, clip, vae, prompt="a red circle", word="circle", frames=4, dx=0.3,
+                   seed=0, end=0.5, steps=STEPS, cfg=CFG, **extra) -> Dict:
+    node = _node(pack, "FrameSequence")
+    colour = prompt.split()[1]
+    with torch.inference_mode():
+        m2, lat = _call(node, model=model, clip=clip, prompt=prompt, words=word, frames=frames, width=128,
+                        height=128, dx=dx, dy=0.0, end=end, **extra)
+        import nodes as host_nodes
+        out = host_nodes.common_ksampler(m2, seed, steps, cfg, "euler", "normal", q.encode(clip, prompt),
+                                         q.encode(clip, ""), lat)[0]
+        imgs = q.decode(vae, out["samples"])
+    objs = [_main_object(im, colour) for im in imgs]
+    res = {"seed": seed, "images": imgs, "found": [o is not None for o in objs]}
+    if all(o is not None for o in objs):
+        res["cx"] = [o["cx"] / imgs.shape[-1] for o in objs]
+        res["cy"] = [o["cy"] / imgs.shape[-2] for o in objs]
+        bg = background_mask([o["mask"] for o in objs])
+        res["bg_psnr"] = [psnr(imgs[0], im, bg) for im in imgs[1:]]
+    return res
+
+
+def local_blend(pack, model, clip, vae, seed=0, steps=STEPS, cfg=CFG) -> Optional[Dict]:
+    node = _node(pack, "LocalBlend")
+    if node is None:
+        return None
+    return {"todo": "LocalBlend node found; probe not written yet"}
+
+
+def main() -> None:
+    from . import hostenv
+    hostenv.setup()
+    torch.set_num_threads(1)
+    from . import model as M
+    pack = q.import_pack()
+    model, clip, vae = M.build()
+    out = {"token_shift": [], "p2p": [], "frames": []}
+    for s in range(6):
+        r = token_shift(pack, model, clip, vae, seed=s)
+        r.pop("images", None)
+        out["token_shift"].append(r)
+        print("token_shift", r, flush=True)
+    for s in range(4):
+        r = p2p_colour(pack, model, clip, vae, seed=s)
+        r.pop("images", None)
+        out["p2p"].append(r)
+        print("p2p", r, flush=True)
+    for s in range(3):
+        r = frame_sequence(pack, model, clip, vae, seed=s)
+        r.pop("images", None)
+        out["frames"].append(r)
+        print("frames", r, flush=True)
+    print(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The shapes world: generator, analytic encoder, object reader, loader node (fast checks).
+
+The semantic behaviour of the pack's nodes on the trained model is in test_semantic.py.
+"""
+import os
+
+import pytest
+import torch
+
+from attention_motion.shapes import data, vae
+from attention_motion.shapes import quality as q
+
+
+@pytest.mark.core
+def test_scenes_are_deterministic_and_captions_known():
+    a, sa = data.batch(torch.Generator().manual_seed(3), 6)
+    b, sb = data.batch(torch.Generator().manual_seed(3), 6)
+    assert torch.equal(a, b)
+    assert [s.caption for s in sa] == [s.caption for s in sb]
+    caps = set(data.all_captions())
+    assert len(caps) == 12 + 12 * 11
+    assert all(s.caption in caps for s in sa)
+    assert a.shape == (6, 3, 128, 128) and 0 <= float(a.min()) and float(a.max()) <= 1
+
+
+@pytest.mark.core
+def test_object_reader_recovers_generated_scenes():
+    x, scenes = data.batch(torch.Generator().manual_seed(11), 16)
+    for img, s in zip(x, scenes):
+        objs = q.read_objects(img)
+        r = q.score(s.caption, objs)
+        assert r["exact"], (s.caption, [(o["colour"], o["shape"]) for o in objs])
+        for o in s.objects:  # pixel centroid of the read object = analytic centroid (<1 px)
+            got = [g for g in objs if g["colour"] == o.colour and g["shape"] == o.shape][0]
+            cx, cy = data.shape_centroid(o.shape, o.cx, o.cy, o.r)
+            assert abs(got["cx"] - cx) < 1.0 and abs(got["cy"] - cy) < 1.0
+
+
+@pytest.mark.core
+def test_analytic_encoder_is_8x8_pooling_of_features():
+    x, _ = data.batch(torch.Generator().manual_seed(2), 64)
+    A, b = vae.fit_whitening(vae.pooled_features(x))
+    lat = vae.encode(x, A, b)
+    assert lat.shape == (64, 4, 16, 16)
+    assert torch.allclose(lat.mean((0, 2, 3)), torch.zeros(4), atol=1e-3)
+    assert torch.allclose(lat.std((0, 2, 3)), torch.ones(4), atol=1e-2)
+    with torch.no_grad():
+        taesd = vae.analytic_encoder(A, b)(x[:4])
+    assert (taesd - lat[:4]).abs().max() < 1e-4
+
+
+WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "shapes")
+
+
+@pytest.mark.host
+def test_loader_node_gives_model_clip_vae(host, pack):
+    node = pack.NODE_CLASS_MAPPINGS["ShapesModelLoader"]()
+    model, clip, vae_ = getattr(node, node.FUNCTION)()
+    import comfy.model_patcher
+    import comfy.sd
+    assert isinstance(model, comfy.model_patcher.ModelPatcher)
+    assert isinstance(clip, comfy.sd.CLIP) and isinstance(vae_, comfy.sd.VAE)
+    # the host VAE's TAESD encoder is the analytic pooling encoder: a decoded-free check
+    x, _ = data.batch(torch.Generator().manual_seed(4), 2)
+    with torch.inference_mode():
+        lat = vae_.encode(x.movedim(1, -1))
+    from safetensors.torch import load_file
+    A, b = vae.whitening_from_state(load_file(os.path.join(WEIGHTS, "vae.safetensors")))
+    ref = vae.encode(x, A, b) / vae.SD15_SCALE  # raw latent; the UNet sees raw * 0.18215
+    assert lat.shape == (2, 4, 16, 16)
+    assert (lat - ref).abs().max() < 0.01 * float(ref.abs().max())
