@@ -208,11 +208,16 @@ def prepare(workflow: dict, server: str, sets: list[str]) -> dict:
 
 
 def _file_entries(outputs: dict) -> list[tuple[str, dict]]:
-    found = []
+    """Every distinct file a node's UI output lists (a file may be listed under several keys)."""
+    found, seen = [], set()
     for nid, out in (outputs or {}).items():
         for value in (out or {}).values():
-            if isinstance(value, list):
-                found += [(nid, v) for v in value if isinstance(v, dict) and "filename" in v]
+            for v in value if isinstance(value, list) else []:
+                if isinstance(v, dict) and "filename" in v:
+                    key = (v["filename"], v.get("subfolder", ""), v.get("type", "output"))
+                    if key not in seen:
+                        seen.add(key)
+                        found.append((nid, v))
     return found
 
 

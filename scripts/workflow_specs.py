@@ -110,7 +110,172 @@ after sampling (their LATENT input orders them after the KSampler).
     ],
 )
 
-SPECS = [capture_heatmaps]
+SHIFT_PROMPT = "a photo of a red apple on a wooden table"
+
+token_shift = Workflow(
+    "token_shift",
+    "Moves one object of the prompt: the same seed sampled plainly and with the apple's attention "
+    "shifted a quarter of the width to the right.",
+    SD15,
+    _base(SHIFT_PROMPT) + [
+        Node(5, "TokenShift", 1, {"prompt": SHIFT_PROMPT, "words": "apple", "dx": 0.25, "dy": 0.0, "start": 0.0,
+                                  "end": 0.4, "resolutions": "all", "fill": "zero", "self_attention": "free"},
+             {"model": (1, 0), "clip": (1, 1)}),
+        _sampler(6, 2, (1, 0), (4, 0)),
+        _sampler(9, 2, (5, 0), (4, 0)),
+        *_decode_save(7, 3, (6, 0), "attention_motion/shift_plain"),
+        *_decode_save(10, 3, (9, 0), "attention_motion/shift_moved"),
+        note(20, 0, """
+Token Shift moves the objects named by 'words' by shifting their cross-attention maps.
+
+- prompt: the same text as the Positive prompt.
+- dx, dy: the move, as fractions of the image width and height (+x right, +y down).
+- start / end: the part of the run during which maps are shifted; the early steps decide the
+layout, so a short window (0 to 0.4) moves the object and leaves its details free.
+- fill: what the vacated cells get (zero or the edge value).
+- self_attention: 'free' leaves self-attention alone; 'shift' moves the object's self-attention too.
+
+The two samplers share the seed: the top image is the plain generation, the bottom one the moved apple.
+"""),
+    ],
+)
+
+
+def _p2p(name: str, shows: str, source: str, targets: str, mode: str, text: str, reweight: str = "",
+         cross_replace: float = 0.8, self_replace: float = 0.4, prefix: str = "") -> Workflow:
+    return Workflow(name, shows, SD15, [
+        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
+        Node(3, "CLIPTextEncode", 1, {"text": "blurry, low quality"}, {"clip": (1, 1)}, title="Negative prompt"),
+        Node(5, "P2PReplace", 1, {"source_prompt": source, "target_prompts": targets, "mode": mode,
+                                  "cross_replace": cross_replace, "cross_replace_words": "",
+                                  "self_replace": self_replace, "reweight": reweight, "width": 512, "height": 512},
+             {"model": (1, 0), "clip": (1, 1)}),
+        _sampler(6, 2, (5, 0), (5, 2), positive=(5, 1)),
+        *_decode_save(7, 3, (6, 0), f"attention_motion/{prefix or name}"),
+        note(20, 0, text + """
+
+Sample the three outputs of P2P Replace together: MODEL, positive CONDITIONING (row 0 the
+source prompt, then one row per target line) and LATENT (rows sharing one initial noise); any
+negative conditioning. The first saved image is the source, exactly as a plain generation of the
+source prompt with this seed; the next ones are the edits. Deterministic samplers (euler, heun,
+dpmpp_2m, ...) work with this KSampler; for ancestral or SDE samplers use SamplerCustom with the
+Shared Noise Sampler node.
+"""),
+    ])
+
+
+word_swap = _p2p(
+    "word_swap", "Prompt-to-Prompt word swap: the same picture with the cat replaced by a dog.",
+    "a photo of a cat sitting on a car", "a photo of a dog sitting on a car", "replace", """
+P2P Replace, mode 'replace': swaps words one for one (source and target lines have the same number of words).
+
+- cross_replace: fraction of the steps during which the target takes the source's cross-attention maps
+(higher keeps more of the layout); per word with 'cross_replace_words', e.g. 'dog: 0.3'.
+- self_replace: fraction of the steps with the source's self-attention (keeps shapes and background).
+- target_prompts: one target per line; several lines give several edits in one run.""")
+
+refine = _p2p(
+    "refine", "Prompt-to-Prompt refinement: words added to the prompt (a red car, a fluffy cat) "
+    "while the rest of the picture stays.",
+    "a photo of a cat sitting on a car", "a photo of a fluffy cat sitting on a red car", "refine", """
+P2P Replace, mode 'refine': the target adds (or drops) words; the tokens the prompts share are
+aligned and keep the source's attention, the new words attend freely.
+
+- cross_replace / self_replace: as in word swap; lower values let the new words change more.""")
+
+reweight = _p2p(
+    "reweight", "Prompt-to-Prompt reweighting: more (or less) of one word's effect on the same picture.",
+    "a cozy wooden house in a snowy forest", "", "reweight", """
+P2P Replace, mode 'reweight': scales the attention of chosen words in the target (here the source
+prompt itself, since target_prompts is empty).
+
+- reweight: 'word: factor, ...', e.g. 'snowy: 3' for more snow, 'snowy: -1' for less; applied
+during each word's cross_replace window.
+- Reweighting stacks on a word swap or refinement: modes 'replace+reweight', 'refine+reweight'.""",
+    reweight="snowy: 3", cross_replace=1.0, self_replace=0.2)
+
+CLIP_PROMPT = "a photo of a red ball on a green lawn"
+
+
+def _clip(name: str, shows: str, schedule: str, text: str, dx: float, dy: float, interpolation: str = "linear",
+          background_lock: float = 0.0) -> Workflow:
+    return Workflow(name, shows, SD15, [
+        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
+        Node(2, "CLIPTextEncode", 1, {"text": CLIP_PROMPT}, {"clip": (1, 1)}, title="Positive prompt"),
+        Node(3, "CLIPTextEncode", 1, {"text": "blurry, low quality"}, {"clip": (1, 1)}, title="Negative prompt"),
+        Node(5, "FrameSequence", 1, {"prompt": CLIP_PROMPT, "words": "ball", "frames": 16, "width": 512,
+                                     "height": 512, "dx": dx, "dy": dy, "keyframes": "",
+                                     "interpolation": interpolation, "schedule": schedule, "start": 0.0,
+                                     "end": 0.5, "resolutions": "all", "fill": "zero", "self_attention": "free",
+                                     "cross_frame": "anchor", "shared_noise": True,
+                                     "background_lock": background_lock, "chunk_size": 0, "chunk_index": 0},
+             {"model": (1, 0), "clip": (1, 1)}),
+        _sampler(6, 2, (5, 0), (5, 1)),
+        Node(7, "VAEDecode", 3, {}, {"samples": (6, 0), "vae": (1, 2)}),
+        Node(8, "SaveMotionClip", 4, {"filename_prefix": f"attention_motion/{name}", "fps": 8.0, "loop": 0,
+                                      "gif": True, "webp": True, "mp4": True, "frame_pngs": False, "quality": 90},
+             {"images": (7, 0)}),
+        note(20, 0, """
+Frame Sequence makes a clip in one KSampler run: its LATENT has one row per frame (all rows share
+the initial noise) and its MODEL moves the words' attention a little further in each row.
+
+- prompt: the same text as the Positive prompt; words: what moves.
+- frames, width, height: the clip (frames are one batch: memory grows with frames; chunk_size /
+chunk_index sample a long clip in parts).
+- dx, dy: the total move over the clip (fractions of width/height); keyframes (JSON, e.g.
+[[0, 0, 0], [15, 0.3, 0]]) pin positions at chosen frames instead.
+- schedule: 'variation' shifts each frame's maps from the source frame; 'incremental' shifts
+each frame from the previous one.
+- cross_frame: self-attention to the anchor frame (and the previous one) keeps the frames alike;
+background_lock > 0 holds the background still.
+
+Save Motion Clip writes GIF, animated WebP and MP4 to the output folder.
+""" + text),
+    ])
+
+
+motion_clip_variation = _clip(
+    "motion_clip_variation", "A 16-frame clip of the ball rolling right, schedule 'variation' (each frame "
+    "shifted from the source frame).", "variation", "\nThis workflow: schedule 'variation', linear path.", 0.3, 0.0)
+
+motion_clip_incremental = _clip(
+    "motion_clip_incremental", "A 16-frame clip of the ball moving right and up with an ease-in-out path, "
+    "schedule 'incremental' (each frame shifted from the previous one), background lock on.", "incremental",
+    "\nThis workflow: schedule 'incremental', ease-in-out path, background_lock 0.5.", 0.3, -0.15,
+    interpolation="ease-in-out", background_lock=0.5)
+
+STACK_SOURCE = "a photo of a cat sitting on a car"
+
+p2p_shift_stack = Workflow(
+    "p2p_shift_stack",
+    "Stacking: a P2P word swap (cat to dog) with a Token Shift on top that moves the animal left in "
+    "both rows.",
+    SD15,
+    [
+        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
+        Node(3, "CLIPTextEncode", 1, {"text": "blurry, low quality"}, {"clip": (1, 1)}, title="Negative prompt"),
+        Node(5, "P2PReplace", 1, {"source_prompt": STACK_SOURCE, "target_prompts": "a photo of a dog sitting on a car",
+                                  "mode": "replace", "cross_replace": 0.8, "cross_replace_words": "",
+                                  "self_replace": 0.4, "reweight": "", "width": 512, "height": 512},
+             {"model": (1, 0), "clip": (1, 1)}),
+        Node(6, "TokenShift", 2, {"prompt": STACK_SOURCE, "words": "cat", "dx": -0.2, "dy": 0.0, "start": 0.0,
+                                  "end": 0.4, "resolutions": "all", "fill": "zero", "self_attention": "free"},
+             {"model": (5, 0), "clip": (1, 1)}),
+        _sampler(7, 3, (6, 0), (5, 2), positive=(5, 1)),
+        *_decode_save(8, 4, (7, 0), "attention_motion/p2p_shift_stack"),
+        note(20, 0, """
+Edits stack: every attention node takes a MODEL and returns a patched clone, so Token Shift on top
+of P2P Replace moves the object in the source row and in the edited row alike.
+
+- Token Shift's prompt is the P2P source prompt; its word 'cat' sits at the same token position
+as 'dog' in the target row (a one-for-one swap), so both animals move.
+- Sample with Token Shift's MODEL and P2P Replace's positive and LATENT.
+"""),
+    ],
+)
+
+SPECS = [capture_heatmaps, token_shift, word_swap, refine, reweight, motion_clip_variation,
+         motion_clip_incremental, p2p_shift_stack]
 
 
 def available(object_info: dict) -> list:

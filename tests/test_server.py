@@ -11,6 +11,7 @@ import copy
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -31,8 +32,8 @@ UI_FILES = sorted(glob.glob(os.path.join(WORKFLOWS, "*.json")))
 API_FILES = sorted(glob.glob(os.path.join(WORKFLOWS, "api", "*.json")))
 TEMPLATES = os.path.join(REPO_ROOT, "example_workflows")
 TEST_SIZE = 128  # pixels: the tiny model's attention grids are 16x16 and 8x8 at this size
-MAX_TEST_STEPS = 6
-MAX_TEST_FRAMES = 4
+MAX_TEST_STEPS = 4
+MAX_TEST_FRAMES = 3
 
 
 def _name(path):
@@ -179,7 +180,7 @@ def test_overrides():
 
 # ----------------------------------------------------------------------------- headless runs
 def tiny(api: dict) -> dict:
-    """The workflow on the tiny model: checkpoint loaders swapped, 128 px, <= 6 steps, <= 4 frames.
+    """The workflow on the tiny model: checkpoint loaders swapped, 128 px, <= 4 steps, <= 3 frames.
 
     Step windows and schedules are fractions of the run, so fewer steps keep their meaning."""
     api = copy.deepcopy(api)
@@ -187,8 +188,8 @@ def tiny(api: dict) -> dict:
         inputs = node["inputs"]
         if node["class_type"] == "CheckpointLoaderSimple":
             node["class_type"], node["inputs"] = "TinyCheckpointLoader", {"arch": "sd15", "seed": 0}
-        elif node["class_type"] == "EmptyLatentImage":
-            inputs["width"] = inputs["height"] = TEST_SIZE
+        if isinstance(inputs.get("width"), int) and isinstance(inputs.get("height"), int):
+            inputs["width"] = inputs["height"] = TEST_SIZE  # EmptyLatentImage, FrameSequence, P2PReplace
         if isinstance(inputs.get("steps"), int):
             inputs["steps"] = min(inputs["steps"], MAX_TEST_STEPS)
         for key in ("frames", "frame_count", "num_frames"):
@@ -203,43 +204,103 @@ def _image_size(path):
         return im.size, getattr(im, "n_frames", 1)
 
 
+def _source(api: dict, link) -> tuple[str, dict]:
+    return link[0], api[link[0]]
+
+
+def latent_rows(api: dict, link) -> int:
+    """Rows of the LATENT behind ``link`` (through KSampler / VAEDecode)."""
+    nid, node = _source(api, link)
+    kind, inputs = node["class_type"], node["inputs"]
+    if kind == "EmptyLatentImage":
+        return inputs["batch_size"]
+    if kind == "FrameSequence":
+        return inputs["frames"]
+    if kind == "P2PReplace":
+        return 1 + max(1, len([t for t in inputs["target_prompts"].splitlines() if t.strip()]))
+    if kind in ("KSampler", "KSamplerAdvanced", "SamplerCustom"):
+        return latent_rows(api, inputs.get("latent_image"))
+    if kind == "VAEDecode":
+        return latent_rows(api, inputs["samples"])
+    raise AssertionError(f"no row count rule for node {nid} ({kind})")
+
+
+def image_count(api: dict, link) -> int:
+    """Images in the IMAGE batch behind ``link``."""
+    _nid, node = _source(api, link)
+    if node["class_type"] == "AttentionHeatmaps":
+        store = api[node["inputs"]["store"][0]]["inputs"]
+        words = [w for w in store["words"].split(",") if w.strip()]
+        return latent_rows(api, node["inputs"]["latent"]) * len(words)
+    return latent_rows(api, link)
+
+
+def _frames(path: str) -> int:
+    if path.endswith(".mp4"):
+        import imageio_ffmpeg
+        return imageio_ffmpeg.count_frames_and_secs(path)[0]
+    return _image_size(path)[1]
+
+
 def check_outputs(name: str, api: dict, files: list[str]) -> None:
-    """File types, sizes and counts that every shipped workflow's output nodes must produce."""
-    by_ext = {}
-    for f in files:
-        by_ext.setdefault(os.path.splitext(f)[1].lower(), []).append(f)
-    saves = [nid for nid, n in api.items() if n["class_type"] == "SaveImage"]
-    pngs = by_ext.get(".png", [])
-    for nid in saves:
-        prefix = os.path.basename(api[nid]["inputs"]["filename_prefix"])
-        mine = [p for p in pngs if os.path.basename(p).startswith(prefix + "_")]
-        assert mine, f"{name}: SaveImage {nid} ({prefix}) produced no PNG; files: {files}"
-        for p in mine:
-            (w, h), _ = _image_size(p)
-            assert h == TEST_SIZE and w % TEST_SIZE == 0, f"{name}: {p} is {w}x{h}"
-    if any(n["class_type"] == "SaveAttentionStore" for n in api.values()):
-        stores = by_ext.get(".safetensors", [])
-        assert stores, f"{name}: no attention store saved"
-        from safetensors import safe_open
-        with safe_open(stores[0], framework="pt") as f:
-            assert f.metadata().get("words") and list(f.keys())
+    """Every output node's files: types, sizes and counts (images per row, frames per clip)."""
+    import numpy as np
+    from PIL import Image
+
+    def mine(prefix):  # files of one save node: <prefix>_NNNNN_.ext (host naming)
+        pattern = re.escape(os.path.basename(prefix)) + r"_\d{5}_(\.\w+|frame_\d{4}\.png)"
+        return sorted(f for f in files if re.fullmatch(pattern, os.path.basename(f)))
+
+    for nid, node in api.items():
+        kind, inputs = node["class_type"], node["inputs"]
+        if kind == "SaveImage":
+            pngs = mine(inputs["filename_prefix"])
+            assert pngs and all(p.endswith(".png") for p in pngs), f"{name}: SaveImage {nid}: {files}"
+            assert len(pngs) == image_count(api, inputs["images"]), f"{name}: SaveImage {nid}: {pngs}"
+            for p in pngs:
+                (w, h), _ = _image_size(p)
+                assert (w, h) == (TEST_SIZE, TEST_SIZE), f"{name}: {p} is {w}x{h}"
+            arrays = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) for p in pngs]
+            assert all(a.std() > 1 for a in arrays), f"{name}: SaveImage {nid}: a blank image"
+            if len(arrays) > 1:  # rows are different pictures (edits, words, frames)
+                assert np.abs(arrays[0] - arrays[-1]).mean() > 0.5, f"{name}: SaveImage {nid}: rows are equal"
+        elif kind == "SaveMotionClip":
+            clips = mine(inputs["filename_prefix"])
+            want = {".gif": inputs["gif"], ".webp": inputs["webp"], ".mp4": inputs["mp4"]}
+            exts = {os.path.splitext(c)[1] for c in clips}
+            assert exts == {e for e, on in want.items() if on}, f"{name}: clip files {clips}"
+            frames = image_count(api, inputs["images"])
+            for c in clips:
+                assert _frames(c) == frames, f"{name}: {c} has {_frames(c)} frames, expected {frames}"
+                if not c.endswith(".mp4"):
+                    assert _image_size(c)[0] == (TEST_SIZE, TEST_SIZE)
+            gif = next(c for c in clips if c.endswith(".gif"))
+            with Image.open(gif) as im:
+                first = np.asarray(im.convert("RGB"), dtype=np.float32)
+                im.seek(frames - 1)
+                last = np.asarray(im.convert("RGB"), dtype=np.float32)
+            assert np.abs(first - last).mean() > 0.5, f"{name}: the clip does not change over its frames"
+        elif kind == "SaveAttentionStore":
+            stores = [f for f in files if f.endswith(".safetensors")]
+            assert len(stores) == 1, f"{name}: stores {stores}"
+            from safetensors import safe_open
+            with safe_open(stores[0], framework="pt") as f:
+                assert f.metadata().get("words") and list(f.keys())
     extra = EXTRA_CHECKS.get(name)
     if extra:
         extra(api, files)
 
 
-def _capture_checks(api, files):
-    words = [w for w in api["5"]["inputs"]["words"].split(",") if w.strip()]
-    heat = [f for f in files if os.path.basename(f).startswith("capture_heatmap_")]
-    assert len(heat) == len(words)  # one heatmap per word and latent row (one row)
+def _token_shift_checks(api, files):
     from PIL import Image
     import numpy as np
-    arrays = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) for p in heat]
-    assert all(a.std() > 1 for a in arrays)  # not blank
-    assert np.abs(arrays[0] - arrays[1]).mean() > 0.5  # different words, different maps
+    plain = [f for f in files if os.path.basename(f).startswith("shift_plain_")]
+    moved = [f for f in files if os.path.basename(f).startswith("shift_moved_")]
+    a, b = (np.asarray(Image.open(p[0]).convert("RGB"), dtype=np.float32) for p in (plain, moved))
+    assert np.abs(a - b).mean() > 0.5  # the shift changed the picture
 
 
-EXTRA_CHECKS = {"capture_heatmaps": _capture_checks}
+EXTRA_CHECKS = {"token_shift": _token_shift_checks}
 
 
 @pytest.mark.parametrize("path", API_FILES, ids=_name)
@@ -278,7 +339,7 @@ def test_cli_runs_a_ui_workflow_with_overrides(comfy_server, tmp_path):
     pngs = [p for p in saved if p.endswith(".png")]
     assert len(pngs) == 1 + 2 and all(os.path.isfile(p) for p in pngs)  # image + 2 heatmaps
     assert all(os.path.dirname(p) == str(out / "cli") for p in pngs)
-    assert _image_size(pngs[0])[0] == (TEST_SIZE, TEST_SIZE // 2)
+    assert all(_image_size(p)[0] == (TEST_SIZE, TEST_SIZE // 2) for p in pngs)
     assert "step 3/3" in proc.stdout
 
 
