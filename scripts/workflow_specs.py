@@ -274,7 +274,43 @@ as 'dog' in the target row (a one-for-one swap), so both animals move.
     ],
 )
 
-SPECS = [capture_heatmaps, token_shift, word_swap, refine, reweight, motion_clip_variation,
+local_blend = Workflow(
+    "local_blend",
+    "Prompt-to-Prompt word swap kept local: outside the cat/dog region the edited image keeps the "
+    "source's pixels; the blend masks are saved too.",
+    SD15,
+    [
+        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
+        Node(3, "CLIPTextEncode", 1, {"text": "blurry, low quality"}, {"clip": (1, 1)}, title="Negative prompt"),
+        Node(5, "P2PReplace", 1, {"source_prompt": STACK_SOURCE, "target_prompts": "a photo of a dog sitting on a car",
+                                  "mode": "replace", "cross_replace": 0.8, "cross_replace_words": "",
+                                  "self_replace": 0.4, "reweight": "", "width": 512, "height": 512},
+             {"model": (1, 0), "clip": (1, 1)}),
+        Node(6, "LocalBlend", 2, {"words": "cat, dog", "subtract_words": "", "threshold": 0.3, "dilation": 1,
+                                  "start": 0.2, "resolution": "1/4"}, {"model": (5, 0), "clip": (1, 1)}),
+        _sampler(7, 3, (6, 0), (5, 2), positive=(5, 1)),
+        *_decode_save(8, 4, (7, 0), "attention_motion/local_blend"),
+        Node(10, "LocalBlendMask", 4, {}, {"blend": (6, 1), "latent": (7, 0)}),
+        Node(11, "MaskToImage", 5, {}, {"mask": (10, 0)}),
+        Node(12, "SaveImage", 5, {"filename_prefix": "attention_motion/local_blend_mask"}, {"images": (11, 0)}),
+        note(20, 0, """
+Local Blend, stacked on P2P Replace, keeps an edit local: outside the region of 'words' the
+target rows are set back to the source row from 'start' on.
+
+- words: the edited words, in the source and/or target prompt ('cat, dog').
+- subtract_words: words whose region is taken out of the mask.
+- threshold: mask = normalised attention >= threshold (lower: larger region); dilation grows it by cells.
+- start: fraction of the steps from which the blend applies (earlier: more of the source kept).
+- resolution: which attention layers make the mask, as a fraction of the latent side ('1/4' is
+the 16x16 layers at 512x512).
+
+Local Blend Mask returns the mask of the last step: one per row (row 0 the source's own, then each
+target's union with the source).
+"""),
+    ],
+)
+
+SPECS = [capture_heatmaps, token_shift, word_swap, refine, reweight, local_blend, motion_clip_variation,
          motion_clip_incremental, p2p_shift_stack]
 
 
