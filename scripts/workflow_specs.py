@@ -277,7 +277,7 @@ as 'dog' in the target row (a one-for-one swap), so both animals move.
 local_blend = Workflow(
     "local_blend",
     "Prompt-to-Prompt word swap kept local: outside the cat/dog region the edited image keeps the "
-    "source's pixels; the blend masks are saved too.",
+    "source's picture; the blend masks are saved too.",
     SD15,
     [
         Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
