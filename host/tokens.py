@@ -45,7 +45,7 @@ def tokenize_prompt(clip, prompt: str) -> PromptTokens:
     hf = getattr(inner, "tokenizer", None)
     start = getattr(inner, "start_token", None)
     end = getattr(inner, "end_token", None)
-    groups: dict[int, list[tuple[int, int]]] = {}
+    items: list[tuple[int, int, int]] = []  # (position, token id or -1 for embeddings, word id)
     strings = []
     chunk_length = len(chunks[0]) if chunks else 77
     for c, chunk in enumerate(chunks):
@@ -53,31 +53,59 @@ def tokenize_prompt(clip, prompt: str) -> PromptTokens:
         for p, item in enumerate(chunk):
             tok, word_id = item[0], item[2] if len(item) > 2 else 0
             pos = c * chunk_length + p
-            if isinstance(tok, int):
-                if word_id:
-                    groups.setdefault(word_id, []).append((pos, tok))
-                if tok == start and p == 0:
-                    strings.append("<start>")
-                elif tok == end and not seen_end:
-                    strings.append("<end>")
-                    seen_end = True
-                elif word_id == 0:
-                    strings.append("<pad>")
-                else:
-                    strings.append(hf.decode([tok]) if hf is not None else str(tok))
-            else:
-                if word_id:
-                    groups.setdefault(word_id, []).append((pos, -1))
+            if not isinstance(tok, int):
+                items.append((pos, -1, word_id))
                 strings.append("<embedding>")
+            elif tok == start and p == 0:
+                strings.append("<start>")
+            elif word_id == 0 and tok == end and not seen_end:
+                strings.append("<end>")
+                seen_end = True
+            elif word_id == 0:
+                strings.append("<pad>")
+            else:
+                items.append((pos, tok, word_id))
+                strings.append(hf.decode([tok]) if hf is not None else str(tok))
     words, positions, ids = [], [], []
-    for word_id in sorted(groups):
-        pairs = groups[word_id]
-        tok_ids = [t for _, t in pairs]
-        text = hf.decode([t for t in tok_ids if t >= 0]) if hf is not None else " ".join(map(str, tok_ids))
-        words.append(text.strip())
-        positions.append([p for p, _ in pairs])
+    for group in _group_words(items, hf):
+        tok_ids = [t for _, t in group]
+        text = hf.decode([t for t in tok_ids if t >= 0]).replace(" ", "") if hf is not None else " ".join(map(str, tok_ids))
+        words.append(text or "<embedding>")
+        positions.append([p for p, _ in group])
         ids.append(tok_ids)
     return PromptTokens(prompt, words, positions, ids, len(chunks) * chunk_length, chunk_length, strings)
+
+
+def _group_words(items: list[tuple[int, int, int]], hf) -> list[list[tuple[int, int]]]:
+    """Split content tokens into words at CLIP's end-of-word markers.
+
+    Host word ids are not relied on (some hosts give every token of a prompt the same id); a
+    word ends at a BPE token ending in ``</w>``, an embedding is a word of its own, and a piece
+    with no letters or digits (punctuation) joins the word before it.
+    """
+    words: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    last_id = None
+    for pos, tok, word_id in items:
+        if current and (word_id != last_id or tok < 0):
+            words.append(current)
+            current = []
+        current.append((pos, tok))
+        last_id = word_id
+        piece = hf.convert_ids_to_tokens(tok) if (hf is not None and tok >= 0) else "</w>"
+        if tok < 0 or piece.endswith("</w>"):
+            words.append(current)
+            current = []
+    if current:
+        words.append(current)
+    merged: list[list[tuple[int, int]]] = []
+    for word in words:
+        text = hf.decode([t for _, t in word if t >= 0]) if hf is not None else "x"
+        if merged and word[0][1] >= 0 and merged[-1][-1][1] >= 0 and not re.search(r"\w", text):
+            merged[-1].extend(word)
+        else:
+            merged.append(word)
+    return merged
 
 
 class WordNotFoundError(ValueError):
