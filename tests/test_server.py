@@ -398,3 +398,55 @@ def test_cli_reports_an_unreachable_server(tmp_path):
     proc = _cli([str(wf), "--server", f"http://127.0.0.1:{free_port()}"], tmp_path)
     assert proc.returncode == run_workflow.EXIT_USAGE
     assert "cannot" in proc.stderr
+
+
+def test_websocket_client_reassembles_fragments_and_answers_pings():
+    """The runner's RFC 6455 client against a scripted server on a local socket."""
+    import base64
+    import hashlib
+    import socket
+    import struct
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    seen = {}
+
+    def frame(opcode, payload, fin=True):
+        n = len(payload)
+        head = bytes([(0x80 if fin else 0) | opcode])
+        head += bytes([n]) if n < 126 else bytes([126]) + struct.pack(">H", n)
+        return head + payload
+
+    def serve():
+        conn, _ = listener.accept()
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += conn.recv(4096)
+        key = [line.split(b":", 1)[1].strip() for line in request.split(b"\r\n") if line.lower().startswith(b"sec-websocket-key")][0]
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        big = json.dumps({"type": "progress", "data": {"value": 1, "max": 2, "pad": "x" * 300}}).encode()
+        conn.sendall(frame(0x1, big[:100], fin=False) + frame(0x9, b"hi") + frame(0x0, big[100:]))
+        conn.sendall(frame(0x2, b"\x00\x01preview") + frame(0x1, b'{"type": "status"}'))
+        b0, b1 = conn.recv(2)  # the pong: masked, echoing the ping's payload
+        mask = conn.recv(4)
+        payload = conn.recv(b1 & 0x7F)
+        seen["pong"] = (b0 & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(payload)), bool(b1 & 0x80))
+        conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    ws = run_workflow.WebSocket(f"ws://127.0.0.1:{port}/ws?clientId=x", timeout=10)
+    op, msg = ws.recv()
+    assert op == 0x1 and json.loads(msg)["data"]["max"] == 2 and len(msg) > 300
+    assert ws.recv() == (0x2, b"\x00\x01preview")
+    assert ws.recv() == (0x1, b'{"type": "status"}')
+    thread.join(10)
+    listener.close()
+    assert seen["pong"] == (0xA, b"hi", True)
+    with pytest.raises(ConnectionError):
+        ws.recv()
