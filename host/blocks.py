@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_NAME = re.compile(r"^(input_blocks|middle_block|output_blocks)\.(\d+)\.\d+\.transformer_blocks\.(\d+)$")
+# input/output blocks: "<section>.<block>.<layer>.transformer_blocks.<depth>"; the middle block has
+# one index less: "middle_block.<layer>.transformer_blocks.<depth>".
+_NAME = re.compile(r"^(input_blocks|middle_block|output_blocks)\.(\d+)\.(?:\d+\.)?transformer_blocks\.(\d+)$")
 _BLOCK = {"input_blocks": "input", "middle_block": "middle", "output_blocks": "output"}
 
 

@@ -202,10 +202,11 @@ class RouterContextPatch:
 
     Runs before the block's key/value projections, so the tokens are projected by each layer's
     own ``to_k``/``to_v``; the router's replace patch strips them again (``split_context``).
+    Only blocks whose key is in ``keys`` (those the router patched) get the tokens.
     """
 
-    def __init__(self, router: AttentionRouter):
-        self.router = router
+    def __init__(self, router: AttentionRouter, keys: frozenset):
+        self.router, self.keys = router, keys
         self._cache: dict = {}
 
     def _tokens(self, like: torch.Tensor) -> torch.Tensor:
@@ -215,7 +216,9 @@ class RouterContextPatch:
         return self._cache[key]
 
     def __call__(self, n, context, value, extra_options):
-        if context is None or not self.router.extra_length:
+        block = extra_options.get("block")
+        key = None if block is None else (block[0], block[1], extra_options.get("block_index", 0))
+        if context is None or not self.router.extra_length or key not in self.keys:
             return n, context, value
         tokens = self._tokens(context)
         if tokens.shape[-1] != context.shape[-1]:
@@ -300,13 +303,13 @@ def find_router(model) -> AttentionRouter | None:
     return None
 
 
-def _set_context_patch(m, router: AttentionRouter) -> None:
+def _set_context_patch(m, router: AttentionRouter, keys: frozenset) -> None:
     """Keep exactly one RouterContextPatch (this router's, if it has extra tokens) in attn2_patch."""
     to = m.model_options.get("transformer_options", {})
     patches = to.get("patches", {})
     old = list(patches.get("attn2_patch", []))
     kept = [p for p in old if not isinstance(p, RouterContextPatch)]
-    new = kept + ([RouterContextPatch(router)] if router.extra_length else [])
+    new = kept + ([RouterContextPatch(router, keys)] if router.extra_length else [])
     if len(new) == len(old) and all(a is b for a, b in zip(new, old)):
         return
     patches = dict(patches)  # copy the path: clones share leaves on some hosts
@@ -328,7 +331,8 @@ def install(model, controller: Controller, node: str):
     old = find_router(m)
     router = AttentionRouter((old.controllers if old else ()) + (controller,),
                              getattr(m.model, "model_sampling", None))
-    for site in transformer_sites(m.model.diffusion_model):
+    sites = transformer_sites(m.model.diffusion_model)
+    for site in sites:
         for kind, name in _SLOTS:
             if kind == "cross" and not site.has_cross:
                 continue
@@ -337,7 +341,7 @@ def install(model, controller: Controller, node: str):
             previous = current.previous if isinstance(current, RouterPatch) else current
             setter = m.set_model_attn1_replace if name == "attn1" else m.set_model_attn2_replace
             setter(RouterPatch(router, kind, site.key, previous), site.block_name, site.block_id, site.depth)
-    _set_context_patch(m, router)
+    _set_context_patch(m, router, frozenset(s.key for s in sites if s.has_cross))
     if any(c.wants_denoised() for c in router.controllers):
         fns = [f for f in m.model_options.get("sampler_post_cfg_function", []) if not isinstance(f, RouterPostCfg)]
         m.model_options["sampler_post_cfg_function"] = fns + [RouterPostCfg(router)]
