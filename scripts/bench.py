@@ -221,6 +221,43 @@ def register(name: str, batch: int):
 register("capture", 1)(capture_case)
 
 
+@register("token shift", 1)
+def shift_case(b: Bench):
+    return lambda: (call_node("TokenShift", model=b.model, clip=b.clip, prompt=b.prompt, words="circle", dx=0.25)[0],
+                    b.pos, b.latent(1))
+
+
+def _p2p(b: Bench, mode: str, target: str, blend: bool = False):
+    def make():
+        model, cond, latent = call_node("P2PReplace", model=b.model, clip=b.clip, source_prompt=b.prompt,
+                                        target_prompts=target, mode=mode, width=b.size, height=b.size)
+        if blend:
+            model = call_node("LocalBlend", model=model, clip=b.clip, words="circle, triangle")[0]
+        return model, cond, latent
+    return make
+
+
+register("p2p replace", 2)(lambda b: _p2p(b, "replace", "a red triangle and a blue square"))
+register("p2p refine", 2)(lambda b: _p2p(b, "refine", "a big red circle and a small blue square"))
+register("p2p replace + local blend", 2)(lambda b: _p2p(b, "replace", "a red triangle and a blue square", blend=True))
+
+
+def _frames(schedule: str, consistency: bool):
+    def factory(b: Bench, n: int):
+        def make():
+            model, latent = call_node("FrameSequence", model=b.model, clip=b.clip, prompt=b.prompt, words="circle",
+                                      frames=n, width=b.size, height=b.size, dx=0.3, schedule=schedule,
+                                      cross_frame="anchor" if consistency else "off")
+            return model, b.pos, latent
+        return make
+    return factory
+
+
+for _schedule in ("variation", "incremental"):
+    for _cons in (True, False):
+        register(f"frames {_schedule} consistency {'on' if _cons else 'off'}", None)(_frames(_schedule, _cons))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="full", choices=["tiny", "shapes", "full", "ckpt"])
