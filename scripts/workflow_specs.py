@@ -310,8 +310,41 @@ target's union with the source).
     ],
 )
 
+REGION_PROMPT = "a photo of a red apple and a yellow banana on a wooden table"
+REGION_BOXES = ('[{"prompt": "a red apple", "box": [0.05, 0.35, 0.4, 0.45]},\n'
+                ' {"prompt": "a yellow banana", "box": [0.55, 0.35, 0.4, 0.45]}]')
+
+region_attention = Workflow(
+    "region_attention",
+    "Places objects in boxes: the same seed sampled plainly and with the apple's description acting in "
+    "the left box and the banana's in the right one, strongest in the early steps.",
+    SD15,
+    _base(REGION_PROMPT) + [
+        Node(5, "RegionAttention", 1, {"regions": REGION_BOXES, "schedule": "linear", "weight": 1.0,
+                                       "weight_end": 0.3, "weight_list": "", "resolutions": "all", "frames": 0},
+             {"model": (1, 0), "clip": (1, 1)}),
+        _sampler(6, 2, (1, 0), (4, 0)),
+        _sampler(9, 2, (5, 0), (4, 0)),
+        *_decode_save(7, 3, (6, 0), "attention_motion/region_plain"),
+        *_decode_save(10, 3, (9, 0), "attention_motion/region_boxes"),
+        note(20, 0, """
+Region Attention gives objects of the prompt their own box and description.
+
+- regions: JSON list of {"prompt": local description, "box": [x, y, w, h]} (fractions of the image
+from the top-left); 'path' (a list of boxes over the frames of a batch) or 'mask' (index into the
+optional MASK input) instead of 'box'; 'weight' scales one region.
+- schedule: how much the local description replaces the global prompt inside its box at each step:
+constant, linear or cosine from 'weight' (first step) to 'weight_end' (last step), or 'list' (one
+value per step in weight_list). Early steps decide the layout.
+- Outside every box only the global prompt (the Positive prompt) acts; overlapping boxes are averaged.
+
+The two samplers share the seed: the top image is the plain generation, the bottom one the regions.
+"""),
+    ],
+)
+
 SPECS = [capture_heatmaps, token_shift, word_swap, refine, reweight, local_blend, motion_clip_variation,
-         motion_clip_incremental, p2p_shift_stack]
+         motion_clip_incremental, p2p_shift_stack, region_attention]
 
 
 def available(object_info: dict) -> list:
