@@ -60,3 +60,16 @@ def tiny_sdxl():
     from tiny_host_nodes import get_models
     model, clip, _vae = get_models("sdxl", 0)
     return model, clip
+
+
+def pytest_report_header(config):
+    if harness.PACK_IMPORT_ERROR:
+        return ["attention_motion: the pack FAILED to import (tests needing its nodes will fail): "
+                + harness.PACK_IMPORT_ERROR]
+    return ["attention_motion: pack imported; host: " + harness.setup_host()]
+
+
+def pytest_terminal_summary(terminalreporter):
+    if harness.PACK_IMPORT_ERROR:
+        terminalreporter.write_sep("=", "the pack did not import")
+        terminalreporter.write_line(harness.PACK_IMPORT_ERROR)
