@@ -25,8 +25,9 @@ class CrossFrameController(Controller):
 
     def __init__(self, mode: str = "anchor", own_window: tuple[float, float] | None = None,
                  moving_rows: frozenset[int] = frozenset()):
-        """``own_window``: a progress window in which ``moving_rows`` keep their own K/V (so the
-        anchor's layout does not hold a moving object in place while the layout forms)."""
+        """``own_window``: a progress window in which ``moving_rows`` attend to their own K/V as
+        well as the anchor's, so the anchor's layout does not hold a moving object in place while
+        the layout forms."""
         if mode not in CROSS_FRAME_MODES:
             raise ValueError(f"cross-frame mode must be one of {CROSS_FRAME_MODES}, got {mode!r}")
         self.mode = mode
@@ -39,25 +40,35 @@ class CrossFrameController(Controller):
     def wants_self(self, call: AttnCall) -> bool:
         return self.mode != "off" and call.rows > 1
 
-    def _own(self, call: AttnCall, row: int) -> bool:
-        if self.own_window is None or row not in self.moving_rows:
+    def _in_window(self, call: AttnCall) -> bool:
+        if self.own_window is None or not self.moving_rows:
             return False
         lo, hi = self.own_window
         return lo - 1e-9 <= call.run.progress <= hi + 1e-9
 
+    def sources(self, call: AttnCall) -> list[list[int]]:
+        """For every row, the rows whose keys/values it attends to (the same count for all rows).
+
+        Repeating a whole set of keys leaves attention unchanged (every weight halves), so the
+        anchor row, which only ever sees itself, pads to the common count exactly.
+        """
+        own = self._in_window(call)
+        out = []
+        for r in range(call.rows):
+            src = [0] if self.mode == "anchor" else [0, max(r - 1, 0)]
+            if own:
+                src = [r] + src if r in self.moving_rows else src + [src[-1]]
+                if r == 0:
+                    src = [0] * len(src)
+            out.append(src)
+        return out
+
     def self_qkv(self, call, q, k, v):
-        rows = call.rows
-        ks, vs = [], []
-        for r in range(rows):
-            own = self._own(call, r)
-            a = r if own else 0
-            if self.mode == "anchor":
-                ks.append(k[a:a + 1])
-                vs.append(v[a:a + 1])
-            else:  # anchor+previous: [anchor, previous]; duplicating keys leaves attention unchanged
-                p = r if own else max(r - 1, 0)
-                ks.append(torch.cat([k[a:a + 1], k[p:p + 1]], dim=1))
-                vs.append(torch.cat([v[a:a + 1], v[p:p + 1]], dim=1))
+        srcs = self.sources(call)
+        if all(s == [r] * len(s) for r, s in enumerate(srcs)) and len(srcs[0]) == 1:
+            return q, k, v
+        ks = [torch.cat([k[i:i + 1] for i in s], dim=1) for s in srcs]
+        vs = [torch.cat([v[i:i + 1] for i in s], dim=1) for s in srcs]
         return q, torch.cat(ks), torch.cat(vs)
 
 
