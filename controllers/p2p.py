@@ -21,6 +21,16 @@ from ..core.controller import AttnCall, Controller
 NODE = "P2PReplace"
 
 
+def _window(until: torch.Tensor | float, progress: float):
+    """True while ``progress`` is inside ``[0, until)``; a window of 1 covers the whole run.
+
+    (Without the run's schedule the host clock reports the last step as progress 1.)
+    """
+    if isinstance(until, torch.Tensor):
+        return (until > progress) | (until >= 1.0)
+    return until >= 1.0 or progress < until
+
+
 @dataclass
 class P2PPrompts:
     """The prompts of one P2P batch (row 0 source, then the targets) and the token axis length."""
@@ -81,13 +91,13 @@ class CrossReplace(P2PController):
         self.last = float(self.until.max()) if self.until.numel() else 0.0
 
     def wants_cross(self, call: AttnCall) -> bool:
-        return call.is_cond and call.run.progress < self.last
+        return call.is_cond and _window(self.last, call.run.progress)
 
     def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
         self._check(call)
         t = probs.shape[-1]
         mapper = self._fit("mapper", self.mapper, t, probs.device)
-        active = self._fit("until", self.until, t, probs.device) > call.run.progress  # [k, T]
+        active = _window(self._fit("until", self.until, t, probs.device), call.run.progress)  # [k, T]
         src = probs[0]
         out = probs.clone()
         for r in range(1, probs.shape[0]):
@@ -109,13 +119,13 @@ class CrossReweight(P2PController):
         self.last = float(self.until.max()) if self.until.numel() else 0.0
 
     def wants_cross(self, call: AttnCall) -> bool:
-        return call.is_cond and call.run.progress < self.last
+        return call.is_cond and _window(self.last, call.run.progress)
 
     def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
         self._check(call)
         t = probs.shape[-1]
         factor = self._fit("factor", self.factor, t, probs.device)
-        active = self._fit("until", self.until, t, probs.device) > call.run.progress
+        active = _window(self._fit("until", self.until, t, probs.device), call.run.progress)
         out = probs
         for r in range(1, probs.shape[0]):
             if not bool(active[r - 1].any()):
@@ -135,7 +145,7 @@ class SelfReplace(P2PController):
         self.until = float(until)
 
     def wants_self(self, call: AttnCall) -> bool:
-        return call.is_cond and call.run.progress < self.until
+        return call.is_cond and self.until > 0 and _window(self.until, call.run.progress)
 
     def self_qkv(self, call: AttnCall, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         self._check(call)
