@@ -149,3 +149,31 @@ def test_bad_inputs_give_clear_errors(tiny_sd15, kw, match):
     args.update(kw)
     with pytest.raises(ValueError, match=match):
         FrameSequence().build(model, clip, PROMPT, words, frames, **args)
+
+
+def _custom_sample(host, model, clip, latent, sampler, seed=3):
+    """SamplerCustom + BasicScheduler (the graph a user wires for ancestral/SDE samplers)."""
+    nodes = host.node_classes
+    sigmas = nodes["BasicScheduler"]().get_sigmas(model, "normal", STEPS, 1.0)[0]
+    pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
+    with torch.inference_mode():
+        out = nodes["SamplerCustom"]().sample(model, True, seed, 5.0, pos, neg, sampler, sigmas, latent)
+    return out[0]["samples"]
+
+
+@pytest.mark.parametrize("sampler_name", ["euler_ancestral", "dpmpp_sde"])
+def test_frames_share_step_noise_with_the_shared_noise_sampler(host, tiny_sd15, sampler_name):
+    model, clip, _ = tiny_sd15
+    shared = host.node_classes["SharedNoiseSampler"]().get(sampler_name)[0]
+    m, latent = build(model, clip, frames=3, dx=0.0, cross_frame="off")
+    out = _custom_sample(host, m, clip, latent, shared)
+    ref = _custom_sample(host, model, clip, harness.empty_latent(128, 128, 1),
+                         host.node_classes["KSamplerSelect"]().get_sampler(sampler_name)[0])
+    scale = float(ref.abs().max())
+    # frame 0 with zero shift is the plain single-row generation with this sampler and seed
+    assert float((out[0] - ref[0]).abs().max()) <= 1e-5 * scale
+    # motionless frames get the same step noise, so they stay the same frame
+    assert float((out[1:] - out[:1]).abs().max()) <= 1e-5 * scale
+    # the plain sampler draws different step noise per row: the same frames drift apart
+    plain_rows = sample(m, clip, latent, sampler=sampler_name)
+    assert float((plain_rows[1:] - plain_rows[:1]).abs().max()) > 1e-3 * scale
