@@ -138,7 +138,7 @@ def build(weights_dir: Optional[str] = None):
         raise FileNotFoundError("shapes model weights missing: {}".format(", ".join(missing)))
     with torch.inference_mode():
         base = new_unet()
-        m, u = base.diffusion_model.load_state_dict(_load(paths["unet"]), strict=True), None
+        base.diffusion_model.load_state_dict(_load(paths["unet"]), strict=True)
         base = base.eval()
         cpu = torch.device("cpu")
         model = comfy.model_patcher.ModelPatcher(base, load_device=cpu, offload_device=cpu)

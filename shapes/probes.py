@@ -124,21 +124,82 @@ def frame_sequence(pack, model, clip, vae, prompt="a red circle", word="circle",
     return res
 
 
-def local_blend(pack, model, clip, vae, seed=0, steps=STEPS, cfg=CFG) -> Optional[Dict]:
-    node = _node(pack, "LocalBlend")
-    if node is None:
-        return None
-    return {"todo": "LocalBlend node found; probe not written yet"}
+def local_blend(pack, model, clip, vae, source="a red circle and a blue square",
+                target="a red circle and a yellow square", words="square", seed=0, threshold=0.3,
+                dilation=1, start=0.2, resolution="0", cross_replace=0.8, self_replace=0.4,
+                steps=STEPS, cfg=CFG) -> Dict:
+    """P2P colour swap of one object with and without LocalBlend: background PSNR source vs target.
+
+    The background is every pixel more than 6 px from the objects of either row (read from pixels).
+    """
+    p2p = _node(pack, "P2PReplace")
+    blend = _node(pack, "LocalBlend")
+    import nodes as host_nodes
+    out = {"seed": seed}
+    with torch.inference_mode():
+        neg = q.encode(clip, "")
+        m2, pos, lat = _call(p2p, model=model, clip=clip, source_prompt=source, target_prompts=target,
+                             mode="replace", cross_replace=cross_replace, cross_replace_words="",
+                             self_replace=self_replace, reweight="", width=128, height=128)
+        plain = q.decode(vae, host_nodes.common_ksampler(m2, seed, steps, cfg, "euler", "normal", pos, neg, lat)[0]["samples"])
+        m3, _mask = _call(blend, model=m2, clip=clip, words=words, subtract_words="", threshold=threshold,
+                          dilation=dilation, start=start, resolution=resolution)
+        blended = q.decode(vae, host_nodes.common_ksampler(m3, seed, steps, cfg, "euler", "normal", pos, neg, lat)[0]["samples"])
+    masks = [o["mask"] for im in (plain[0], plain[1], blended[1]) for o in q.read_objects(im)]
+    if not masks:
+        out["ok"] = False
+        return out
+    bg = background_mask(masks)
+    tgt_colour = target.split(" and ")[-1].split()[1]
+    out.update(ok=True, bg_fraction=float(bg.float().mean()),
+               psnr_plain=psnr(plain[0], plain[1], bg), psnr_blend=psnr(blended[0], blended[1], bg),
+               source_same=psnr(plain[0], blended[0]),
+               target_colour_plain=_main_object(plain[1], tgt_colour) is not None,
+               target_colour_blend=_main_object(blended[1], tgt_colour) is not None,
+               images=torch.cat([plain, blended]))
+    return out
 
 
-def main() -> None:
+def save_clip(imgs: torch.Tensor, stem: str, scale: int = 2, ms: int = 120) -> None:
+    """Frames [N, 3, H, W] in [0, 1] -> ``stem``.gif (looping) and ``stem``.png (a strip)."""
+    from PIL import Image
+    frames = [Image.fromarray((im.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype("uint8"))
+              for im in imgs]
+    if scale != 1:
+        frames = [f.resize((f.width * scale, f.height * scale), Image.NEAREST) for f in frames]
+    frames[0].save(stem + ".gif", save_all=True, append_images=frames[1:], duration=ms, loop=0)
+    strip = Image.new("RGB", (sum(f.width for f in frames), frames[0].height))
+    x = 0
+    for f in frames:
+        strip.paste(f, (x, 0))
+        x += f.width
+    strip.save(stem + ".png", optimize=True)
+
+
+def main(argv=None) -> None:
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--clip-out", default=None, help="write a FrameSequence clip (GIF + PNG strip) to this stem")
+    ap.add_argument("--prompt", default="a red circle")
+    ap.add_argument("--word", default="circle")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--dx", type=float, default=0.4)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
     from . import hostenv
     hostenv.setup()
     torch.set_num_threads(1)
     from . import model as M
     pack = q.import_pack()
-    model, clip, vae = M.build()
-    out = {"token_shift": [], "p2p": [], "frames": []}
+    model, clip, vae = M.build(args.weights)
+    if args.clip_out:
+        r = frame_sequence(pack, model, clip, vae, prompt=args.prompt, word=args.word, frames=args.frames,
+                           dx=args.dx, seed=args.seed)
+        save_clip(r.pop("images"), args.clip_out)
+        print(json.dumps(r, indent=1))
+        return
+    out = {"token_shift": [], "p2p": [], "frames": [], "local_blend": []}
     for s in range(6):
         r = token_shift(pack, model, clip, vae, seed=s)
         r.pop("images", None)
@@ -154,6 +215,12 @@ def main() -> None:
         r.pop("images", None)
         out["frames"].append(r)
         print("frames", r, flush=True)
+    if "LocalBlend" in pack.NODE_CLASS_MAPPINGS:
+        for s in range(3):
+            r = local_blend(pack, model, clip, vae, seed=s)
+            r.pop("images", None)
+            out["local_blend"].append(r)
+            print("local_blend", r, flush=True)
     print(json.dumps(out, indent=1, default=str))
 
 

@@ -4,6 +4,8 @@
     python -m shapes.train decoder --work DIR [--seed 0] [--steps 800]  [--threads 1]
     python -m shapes.train export  --work DIR [--out models/shapes]
 
+``--init FILE`` starts the UNet from saved weights (a second phase with a fresh schedule).
+
 ``unet`` and ``decoder`` are independent (the encoder is analytic, see ``shapes.vae``) and can
 run at the same time; both write checkpoints to ``--work`` every ``--save-every`` steps, so a
 usable model exists before the end.  ``export`` writes unet/clip/vae safetensors (float16)
@@ -128,6 +130,10 @@ def train_unet(args) -> None:
     base = M.new_unet()
     unet = base.diffusion_model.train()
     init_unet(unet, args.seed + 4)
+    if args.init:  # continue from an earlier run's EMA weights (a second phase with its own schedule)
+        from safetensors.torch import load_file
+        unet.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
+        say("initialised from {}".format(args.init))
     make_trainable(unet)
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     n_params = sum(p.numel() for p in unet.parameters())
@@ -259,6 +265,7 @@ def main(argv=None) -> None:
     ap.add_argument("--uncond", type=float, default=0.1, help="unet: caption dropout rate")
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--init", default=None, help="unet: start from these weights (safetensors)")
     ap.add_argument("--crop", type=int, default=48, help="decoder: training crop in pixels (multiple of 8)")
     args = ap.parse_args(argv)
     defaults = {"unet": dict(steps=3000, batch=32, lr=1e-3, threads=2),
