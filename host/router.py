@@ -218,7 +218,7 @@ class RouterContextPatch:
     def __call__(self, n, context, value, extra_options):
         block = extra_options.get("block")
         key = None if block is None else (block[0], block[1], extra_options.get("block_index", 0))
-        if context is None or not self.router.extra_length or key not in self.keys:
+        if context is None or not self.router.extra_length or key not in self.keys or extra_options.get(SILENT):
             return n, context, value
         tokens = self._tokens(context)
         if tokens.shape[-1] != context.shape[-1]:
