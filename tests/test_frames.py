@@ -100,13 +100,20 @@ def test_cross_frame_attention_makes_frames_more_alike(tiny_sd15):
 
 
 def test_background_lock_keeps_the_background_closer_to_the_anchor(tiny_sd15):
+    from attention_motion.host.router import install
+    from attention_motion.host.tokens import locate_words, tokenize_prompt
+    from test_shift import BlobMaps  # a localised map: the tiny model's own maps cover everything
+
     model, clip, _ = tiny_sd15
+    tokens = locate_words(clip, tokenize_prompt(clip, PROMPT), ["apple"], "test")[0]
+    blob = install(model, BlobMaps(tokens, cx=0.3, cy=0.5, sigma=0.08), "test")
     outs = {}
     for lock in (0.0, 1.0):
-        m, latent = build(model, clip, frames=4, background_lock=lock, cross_frame="off")
+        m, latent = build(blob, clip, frames=4, background_lock=lock, cross_frame="off")
         outs[lock] = sample(m, clip, latent)
     dist = {k: float((v[1:] - v[:1]).abs().mean()) for k, v in outs.items()}
-    assert dist[1.0] < dist[0.0]
+    assert dist[1.0] < 0.9 * dist[0.0], dist
+    assert torch.equal(outs[1.0][0], outs[0.0][0])  # the anchor itself is never blended
 
 
 def test_without_shared_noise_frames_start_from_different_noise(tiny_sd15):

@@ -51,7 +51,7 @@ def _tokens(clip, word):
 def _capture_levels(model, clip, neg_clip_text=""):
     m, store = AttentionCapture().capture(model, clip, PROMPT, "apple", 0.0, 0.4, "all")
     pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, neg_clip_text)
-    harness.ksample(m, pos, neg, harness.empty_latent(256, 192, 1), seed=2, steps=4)
+    harness.ksample(m, pos, neg, harness.empty_latent(192, 128, 1), seed=2, steps=4)
     return store.level_maps()
 
 
@@ -83,7 +83,7 @@ def test_shift_applies_only_inside_the_window_and_levels(tiny_sd15):
 def test_zero_shift_is_the_identity(tiny_sd15, self_attention):
     model, clip, _ = tiny_sd15
     pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
-    lat = harness.empty_latent(256, 256, 1)
+    lat = harness.empty_latent(128, 128, 1)
     plain = harness.ksample(model, pos, neg, lat, seed=4, steps=4)
     m = TokenShift().patch(model, clip, PROMPT, "apple", 0.0, 0.0, 0.0, 1.0, "all", "zero", self_attention)[0]
     assert torch.equal(harness.ksample(m, pos, neg, lat, seed=4, steps=4), plain)
@@ -94,7 +94,7 @@ def test_zero_shift_is_the_identity(tiny_sd15, self_attention):
 def test_self_attention_modes_differ(tiny_sd15):
     model, clip, _ = tiny_sd15
     pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
-    lat = harness.empty_latent(256, 256, 1)
+    lat = harness.empty_latent(128, 128, 1)
     outs = [harness.ksample(TokenShift().patch(model, clip, PROMPT, "apple", 0.3, 0.1, 0.0, 0.6, "all", "edge", s)[0],
                             pos, neg, lat, seed=4, steps=4) for s in ("free", "shift")]
     assert (outs[0] - outs[1]).abs().max() > 1e-4
