@@ -4,18 +4,29 @@ Skips until the shapes model's weights are in models/shapes. The criteria are re
 same prompts and seeds without regions (no absolute threshold has been measured yet):
 
 * two objects, each described in its own box: the share of seeds where both objects' pixel
-  centroids fall inside their boxes is higher with the regions than without, and at least half;
-* a box path over three frames: the object's centroid moves in the path's direction.
+  centroids fall inside their boxes is higher with the regions than without, and at least half
+  (measured on the phase-1 weights, seeds 0-7: 0.125 without regions, 0.5 with);
+* a box path over three frames sharing one noise: the object's centroid moves in the path's
+  direction by at least half the box's move. Measured on the phase-1 weights it does not (seed 0: x 0.675, 0.676, 0.686 for a
+  box moving from x 0 to 0.6; weight 2 the same): the layout follows the noise, so this test is
+  a strict xfail until a model (or a change) makes it pass.
 
     python tests/test_region_semantic.py   # prints the measured shares (needs the weights)
 """
 import json
 import os
+import sys
 
-import pytest
-import torch
+if __name__ == "__main__":  # standalone measurement: configure the host and the pack first
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import harness
+    harness.setup_host()
+    harness.install_pack_package()
 
-from attention_motion.shapes import quality as q
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from attention_motion.shapes import quality as q  # noqa: E402
 
 pytestmark = pytest.mark.semantic
 
@@ -53,11 +64,14 @@ def region_shares(pack, model, clip, vae, seeds=SEEDS):
 
 
 def moving_centroids(pack, model, clip, vae, seed=0, frames=3):
+    """Red object's centroid x (fraction of the width) in each frame; all frames share the noise."""
+    import nodes as host_nodes
     path = json.dumps([{"prompt": "a red circle", "path": [[0.0, 0.25, 0.4, 0.5], [0.6, 0.25, 0.4, 0.5]]}])
     m = pack.NODE_CLASS_MAPPINGS["RegionAttention"]().patch(model, clip, path, frames=frames)[0]
+    latent = {"samples": torch.zeros(frames, 4, 16, 16), "batch_index": [0] * frames}
     with torch.inference_mode():
         pos, neg = q.encode(clip, PROMPT), q.encode(clip, "")
-        lat = q.ksample(m, pos, neg, seed, STEPS, CFG, batch=frames)
+        lat = host_nodes.common_ksampler(m, seed, STEPS, CFG, "euler", "normal", pos, neg, latent)[0]["samples"]
         imgs = q.decode(vae, lat)
     out = []
     for img in imgs:
@@ -80,19 +94,21 @@ def test_objects_land_in_their_boxes_more_often_than_without_regions(shapes):
     assert regional > plain and regional >= 0.5, (plain, regional)
 
 
+@pytest.mark.xfail(strict=True, reason="phase-1 shapes model: the layout follows the shared noise, "
+                                      "a moving box does not move the object (measured)")
 def test_a_moving_box_moves_the_object(shapes):
     xs = moving_centroids(*shapes)
-    assert None not in xs and xs[0] < xs[1] < xs[2], xs
+    # the box moves 0.6 of the width from the first frame to the last: the object must follow at
+    # least half of that, in order (a drift of a hundredth is not a move)
+    assert None not in xs and xs[0] < xs[1] < xs[2] and xs[2] - xs[0] >= 0.3, xs
 
 
 if __name__ == "__main__":
-    import sys
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import harness
-    harness.setup_host()
     pack = harness.import_pack()
     harness.init_host()
     node = pack.NODE_CLASS_MAPPINGS["ShapesModelLoader"]()
     args = getattr(node, node.FUNCTION)()
-    print("share of seeds with both objects in their boxes (plain, regions):", region_shares(pack, *args))
-    print("red centroid x over 3 frames of a moving box:", moving_centroids(pack, *args))
+    if "--moving" not in sys.argv:
+        print("share of seeds with both objects in their boxes (plain, regions):", region_shares(pack, *args))
+    for seed in (0, 1):
+        print(f"seed {seed}: red centroid x over 3 frames of a moving box:", moving_centroids(pack, *args, seed=seed))
