@@ -54,6 +54,10 @@ def test_observer_router_keeps_output_and_sees_every_block(host, tiny_sd15, tiny
     out = _sample(install(model, rec, "test"), clip, steps=3)
     assert (out - plain).abs().max().item() <= 1e-5
     sites = transformer_sites(model.model.diffusion_model)
+    from comfy.ldm.modules.attention import BasicTransformerBlock
+    blocks = [m for m in model.model.diffusion_model.modules() if isinstance(m, BasicTransformerBlock)]
+    assert len(sites) == len(blocks)  # counted independently of the site finder: none missed
+    assert any(s.block_name == "middle" for s in sites)
     seen = {(c.kind, c.key) for c in rec.calls}
     expected = {("self", s.key) for s in sites} | {("cross", s.key) for s in sites if s.has_cross}
     assert seen == expected
