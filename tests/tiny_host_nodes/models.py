@@ -292,7 +292,7 @@ def build_sd15(seed=0):
 
 _SD15_FULL_UNET = _unet_config(
     _SD15_UNET, model_channels=320, channel_mult=[1, 2, 4, 4], num_res_blocks=[2, 2, 2, 2],
-    transformer_depth=[1, 1, 1, 0], transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+    transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0], transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
     context_dim=768)
 FULL_CONTEXT_DIM = 768
 
