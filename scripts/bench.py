@@ -129,7 +129,7 @@ class Bench:
         self.pos = harness.encode(clip, self.prompt)
         self.neg = harness.encode(clip, "")
         self.rows: list[dict] = []
-        self.plain: dict[int, dict] = {}
+        self.plain: dict[int, dict] = {}  # plain rows by batch size (their ratio is 1 by construction)
 
     def latent(self, batch: int) -> dict:
         lat = self.h.empty_latent(self.size, self.size, batch)
@@ -140,36 +140,47 @@ class Bench:
         return self.h.ksample(model, pos, self.neg, latent, seed=1, steps=self.steps, cfg=5.0,
                               sampler=sampler_name or self.sampler)
 
+    def _timed(self, model, pos, latent) -> tuple[float, float]:
+        with PeakMemory(self.device) as mem:
+            t0 = time.perf_counter()
+            self.sample(model, pos, latent)
+            seconds = time.perf_counter() - t0
+        return seconds, mem.peak
+
     def measure(self, name: str, batch: int, make):
-        """Time ``make() -> (model, positive, latent)`` plus sampling; record the row."""
+        """Time sampling with ``make() -> (model, positive, latent)`` against the plain batch.
+
+        The patched model is built once (as ComfyUI caches it between queue runs). Each repeat
+        samples the plain batch and then the case, so both see the same machine load; the
+        ratio is the median of the per-repeat ratios.
+        """
         try:
             model, pos, latent = make()
         except (KeyError, ImportError) as e:
             print(f"  skip {name}: {e}")
             return
+        plain_latent = self.latent(batch)
         self.sample(model, pos, latent)  # warm-up
-        times, peaks = [], []
+        times, peaks, ratios, mem_ratios = [], [], [], []
         for _ in range(self.repeats):
-            with PeakMemory(self.device) as mem:
-                t0 = time.perf_counter()
-                model, pos, latent = make()
-                self.sample(model, pos, latent)
-                times.append(time.perf_counter() - t0)
-            peaks.append(mem.peak)
-        row = {"case": name, "batch": batch, "seconds": statistics.median(times), "peak_mb": max(peaks)}
-        if name.startswith("plain"):
-            self.plain[batch] = row
-        base = self.plain.get(batch)
-        if base:
-            row["time_ratio"] = row["seconds"] / base["seconds"]
-            row["mem_ratio"] = (row["peak_mb"] / base["peak_mb"]) if base["peak_mb"] > 0 else None
+            base_s, base_mem = self._timed(self.model, self.pos, plain_latent)
+            seconds, peak = self._timed(model, pos, latent)
+            times.append(seconds)
+            peaks.append(peak)
+            ratios.append(seconds / base_s)
+            if base_mem > 0:
+                mem_ratios.append(peak / base_mem)
+        row = {"case": name, "batch": batch, "seconds": statistics.median(times), "peak_mb": max(peaks),
+               "time_ratio": statistics.median(ratios),
+               "mem_ratio": statistics.median(mem_ratios) if mem_ratios else None}
         self.rows.append(row)
-        print(f"  {name:34s} batch {batch:2d}  {row['seconds']:8.3f} s  x{row.get('time_ratio', 1):.3f}  "
+        print(f"  {name:34s} batch {batch:2d}  {row['seconds']:8.3f} s  x{row['time_ratio']:.3f}  "
               f"peak {row['peak_mb']:8.1f} MB")
 
     def plain_case(self, batch: int):
         pos = self.pos
         self.measure(f"plain b{batch}", batch, lambda: (self.model, pos, self.latent(batch)))
+        self.plain[batch] = self.rows[-1]
 
 
 def capture_case(b: Bench):
