@@ -13,6 +13,7 @@ from ..host.tokens import PromptTokens, WordNotFoundError, locate_words, parse_w
 from .common import CATEGORY, check_range
 
 MODES = ["replace", "refine", "reweight", "replace+reweight", "refine+reweight"]
+SOURCE_PASSES = ["exact", "batched"]
 
 PATH_NOTE = (
     "Deterministic samplers (euler, heun, dpm_2, lms, dpmpp_2m, ddim, uni_pc, ...) work with the "
@@ -66,7 +67,10 @@ class P2PReplace:
         "which target words take the source's cross-attention maps ('cross_replace_words': per word, "
         "'cat: 0.3'); self_replace: fraction of steps with the source's self-attention maps; "
         "reweight: 'word: factor, ...' (negative allowed), applied during the word's cross_replace "
-        "window. " + PATH_NOTE
+        "window. source_pass: 'exact' (default) evaluates the source row alone at every step so it is "
+        "bit-identical to a plain run, at the cost of one extra row; 'batched' samples all rows in one "
+        "batch like a plain batch (no extra cost; the source row then differs from a single-row run by the "
+        "host's batch-size rounding, about 1e-3 of the latent on CPU). " + PATH_NOTE
     )
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL", "CONDITIONING", "LATENT")
@@ -88,13 +92,18 @@ class P2PReplace:
                 "reweight": ("STRING", {"default": ""}),
                 "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
                 "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
-            }
+            },
+            "optional": {
+                "source_pass": (SOURCE_PASSES, {"default": "exact"}),
+            },
         }
 
     def build(self, model, clip, source_prompt, target_prompts, mode, cross_replace, cross_replace_words,
-              self_replace, reweight, width, height):
+              self_replace, reweight, width, height, source_pass="exact"):
         if mode not in MODES:
             raise ValueError(f"{NODE}: input 'mode' is {mode!r}; use one of {', '.join(MODES)}.")
+        if source_pass not in SOURCE_PASSES:
+            raise ValueError(f"{NODE}: input 'source_pass' is {source_pass!r}; use one of {', '.join(SOURCE_PASSES)}.")
         check_range(NODE, "cross_replace", cross_replace, 0.0, 1.0)
         check_range(NODE, "self_replace", self_replace, 0.0, 1.0)
         source = (source_prompt or "").strip()
@@ -157,7 +166,8 @@ class P2PReplace:
             patched = install(patched, CrossReweight(prompts, torch.stack(factors), until), NODE)
         if self_replace > 0:
             patched = install(patched, SelfReplace(prompts, self_replace), NODE)
-        install_source_pass(patched)
+        if source_pass == "exact":
+            install_source_pass(patched)
         positive = encode_rows(clip, [source] + targets, chunks)
         rows = prompts.rows
         latent = {"samples": torch.zeros(rows, 4, height // 8, width // 8), "batch_index": [0] * rows}

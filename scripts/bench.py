@@ -5,8 +5,10 @@ of several repeats after a warm-up, with its peak memory (CUDA: max allocated; C
 resident set size above the case's starting point, sampled every 5 ms). Ratios are taken
 against the plain batch of the same size. Usage (from the repo root, after `make bootstrap`):
 
+    make bench    # full-width SD1.5 architecture, the README's table
     .venv/bin/python -m scripts.bench --model full --size 256 --steps 10
     .venv/bin/python -m scripts.bench --model tiny --json bench.json
+    .venv/bin/python -m scripts.bench --model tiny --cases "frames variation cross-frame anchor" --frames 16
     .venv/bin/python -m scripts.bench --model ckpt --ckpt /path/to/sd15.safetensors --device cuda
 """
 from __future__ import annotations
@@ -238,10 +240,11 @@ def shift_case(b: Bench):
                     b.pos, b.latent(1))
 
 
-def _p2p(b: Bench, mode: str, target: str, blend: bool = False):
+def _p2p(b: Bench, mode: str, target: str, blend: bool = False, source_pass: str = "exact"):
     def make():
         model, cond, latent = call_node("P2PReplace", model=b.model, clip=b.clip, source_prompt=b.prompt,
-                                        target_prompts=target, mode=mode, width=b.size, height=b.size)
+                                        target_prompts=target, mode=mode, width=b.size, height=b.size,
+                                        source_pass=source_pass)
         if blend:
             model = call_node("LocalBlend", model=model, clip=b.clip, words="circle, triangle")[0]
         return model, cond, latent
@@ -251,22 +254,30 @@ def _p2p(b: Bench, mode: str, target: str, blend: bool = False):
 register("p2p replace", 2)(lambda b: _p2p(b, "replace", "a red triangle and a blue square"))
 register("p2p refine", 2)(lambda b: _p2p(b, "refine", "a big red circle and a small blue square"))
 register("p2p replace + local blend", 2)(lambda b: _p2p(b, "replace", "a red triangle and a blue square", blend=True))
+register("p2p replace, batched source", 2)(
+    lambda b: _p2p(b, "replace", "a red triangle and a blue square", source_pass="batched"))
+register("p2p refine, batched source", 2)(
+    lambda b: _p2p(b, "refine", "a big red circle and a small blue square", source_pass="batched"))
+register("p2p replace + local blend, batched source", 2)(
+    lambda b: _p2p(b, "replace", "a red triangle and a blue square", blend=True, source_pass="batched"))
 
 
-def _frames(schedule: str, consistency: bool):
+def _frames(schedule: str, cross_frame: str, **extra):
     def factory(b: Bench, n: int):
         def make():
             model, latent = call_node("FrameSequence", model=b.model, clip=b.clip, prompt=b.prompt, words="circle",
                                       frames=n, width=b.size, height=b.size, dx=0.3, schedule=schedule,
-                                      cross_frame="anchor" if consistency else "off")
+                                      cross_frame=cross_frame, **extra)
             return model, b.pos, latent
         return make
     return factory
 
 
 for _schedule in ("variation", "incremental"):
-    for _cons in (True, False):
-        register(f"frames {_schedule} consistency {'on' if _cons else 'off'}", None)(_frames(_schedule, _cons))
+    for _cross in ("anchor", "off"):
+        register(f"frames {_schedule} cross-frame {_cross}", None)(_frames(_schedule, _cross))
+register("frames variation cross-frame anchor+previous", None)(_frames("variation", "anchor+previous"))
+register("frames variation anchor + background lock", None)(_frames("variation", "anchor", background_lock=0.5))
 
 
 def main(argv=None):

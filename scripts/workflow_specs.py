@@ -256,7 +256,8 @@ p2p_shift_stack = Workflow(
         Node(3, "CLIPTextEncode", 1, {"text": "blurry, low quality"}, {"clip": (1, 1)}, title="Negative prompt"),
         Node(5, "P2PReplace", 1, {"source_prompt": STACK_SOURCE, "target_prompts": "a photo of a dog sitting on a car",
                                   "mode": "replace", "cross_replace": 0.8, "cross_replace_words": "",
-                                  "self_replace": 0.4, "reweight": "", "width": 512, "height": 512},
+                                  "self_replace": 0.4, "reweight": "", "width": 512, "height": 512,
+                                  "source_pass": "batched"},
              {"model": (1, 0), "clip": (1, 1)}),
         Node(6, "TokenShift", 2, {"prompt": STACK_SOURCE, "words": "cat", "dx": -0.2, "dy": 0.0, "start": 0.0,
                                   "end": 0.4, "resolutions": "all", "fill": "zero", "self_attention": "free"},
@@ -270,6 +271,8 @@ of P2P Replace moves the object in the source row and in the edited row alike.
 - Token Shift's prompt is the P2P source prompt; its word 'cat' sits at the same token position
 as 'dog' in the target row (a one-for-one swap), so both animals move.
 - Sample with Token Shift's MODEL and P2P Replace's positive and LATENT.
+- P2P Replace's source_pass is 'batched' so the source row goes through Token Shift too; with
+'exact' the source row is evaluated alone, as a plain (unshifted) generation.
 """),
     ],
 )

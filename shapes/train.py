@@ -17,6 +17,13 @@ so for training each BasicTransformerBlock instance of the training copy gets an
 forward with the same modules (same state-dict layout; the host's classes are not touched).
 Training: SD1.5 linear-beta schedule (1000 steps), epsilon prediction, uniform timesteps,
 10% empty-caption dropout for classifier-free guidance, AdamW, EMA of the weights.
+
+Attention supervision (``--attn-weight``): the scenes' object masks are known, so every
+cross-attention layer is also taught where each object's colour and shape words belong.
+Per object word, the share of its (pixel-normalised) map inside the object's mask is pushed to
+1, and per pixel, the attention to an object's two words is pushed toward the object's coverage
+of that pixel (binary cross-entropy).  Without it the model reads its caption through the
+end-of-text tokens and its word maps carry no position, so moving a word's map moves nothing.
 """
 import argparse
 import json
@@ -54,20 +61,101 @@ def save_st(tensors, path):
     os.replace(tmp, path)
 
 
+def _cross_attention(attn, x, context):
+    """The host's CrossAttention computed explicitly: (output, probabilities averaged over heads)."""
+    b, n, _ = x.shape
+    h, d = attn.heads, attn.dim_head
+    q = attn.to_q(x).view(b, n, h, d).transpose(1, 2)
+    k = attn.to_k(context).view(b, -1, h, d).transpose(1, 2)
+    v = attn.to_v(context).view(b, -1, h, d).transpose(1, 2)
+    p = (q @ k.transpose(-1, -2) * d ** -0.5).softmax(-1)
+    out = (p @ v).transpose(1, 2).reshape(b, n, h * d)
+    return attn.to_out(out), p.mean(1)
+
+
 def _train_forward(self, x, context=None, transformer_options={}):
-    """Out-of-place BasicTransformerBlock forward (SD layout: self-attn, cross-attn, ff)."""
+    """Out-of-place BasicTransformerBlock forward (SD layout: self-attn, cross-attn, ff).
+
+    Cross-attention probabilities are appended to ``self._attn_sink`` for the supervision loss.
+    """
     x = self.attn1(self.norm1(x)) + x
-    x = self.attn2(self.norm2(x), context=context) + x
+    out, probs = _cross_attention(self.attn2, self.norm2(x), context)
+    self._attn_sink.append(probs)
+    x = out + x
     n = self.ff(self.norm3(x))
     return n + x if self.is_res else n
 
 
-def make_trainable(unet) -> None:
+def make_trainable(unet) -> list:
+    """Give the training copy out-of-place block forwards; returns the list they record into."""
     import comfy.ldm.modules.attention as attention
+    sink: list = []
     for m in unet.modules():
         if isinstance(m, attention.BasicTransformerBlock):
             assert not m.ff_in and not m.disable_self_attn and m.attn2 is not None
             m.forward = types.MethodType(_train_forward, m)
+            m._attn_sink = sink
+    return sink
+
+
+MAX_OBJECTS = 2
+LATENT = data.SIZE // 8
+
+
+def object_token_positions(slot: int):
+    """Token positions of object ``slot``'s colour and shape words in "a C S and a C S"
+    (BOS first; every palette word is one CLIP token, checked in ``check_token_positions``)."""
+    return 2 + 4 * slot, 3 + 4 * slot
+
+
+def check_token_positions(clip) -> None:
+    for c in data.COLOUR_NAMES:
+        for s in data.SHAPES:
+            ids = [t[0] for t in clip.tokenize("a {} {} and a {} {}".format(c, s, c, s))["l"][0]]
+            for slot in range(MAX_OBJECTS):
+                ci, si = object_token_positions(slot)
+                single = [t[0] for t in clip.tokenize(c)["l"][0]], [t[0] for t in clip.tokenize(s)["l"][0]]
+                assert ids[ci] == single[0][1] and ids[si] == single[1][1], (c, s, ids[:10])
+
+
+def object_masks(scenes) -> torch.Tensor:
+    """Coverage of each object slot on the latent grid: [n, MAX_OBJECTS, 16, 16] in [0, 1]."""
+    n = data.SIZE
+    c = torch.arange(n, dtype=torch.float32) + 0.5
+    xs, ys = torch.meshgrid(c, c, indexing="xy")
+    out = torch.zeros(len(scenes), MAX_OBJECTS, n, n)
+    for i, sc in enumerate(scenes):
+        for j, o in enumerate(sc.objects):
+            out[i, j] = data.shape_mask(o.shape, o.cx, o.cy, o.r, xs, ys).float()
+    return torch.nn.functional.avg_pool2d(out, 8)
+
+
+def attention_loss(probs_list, masks: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Supervision of every cross-attention layer's word maps by the object masks.
+
+    probs_list: [b, cells, tokens] per layer; masks: [b, MAX_OBJECTS, 16, 16]; present:
+    [b, MAX_OBJECTS] bool (object exists and the caption was not dropped).
+    """
+    if not bool(present.any()):
+        return masks.new_zeros(())
+    total = 0.0
+    eps = 1e-6
+    w = present.float()
+    for p in probs_list:
+        g = int(round(p.shape[1] ** 0.5))
+        m = torch.nn.functional.adaptive_avg_pool2d(masks, g).flatten(2)  # [b, objs, cells]
+        tok_loss, pix_loss = 0.0, 0.0
+        for slot in range(MAX_OBJECTS):
+            idx = list(object_token_positions(slot))
+            a = p[:, :, idx].transpose(1, 2)                      # [b, 2 words, cells]
+            ms = m[:, slot].unsqueeze(1)                           # [b, 1, cells]
+            inside = (a * ms).sum(-1) / a.sum(-1).clamp_min(eps)  # [b, 2]
+            tok_loss = tok_loss + (((1 - inside) ** 2).mean(-1) * w[:, slot]).sum()
+            both = a.sum(1).clamp(eps, 1 - eps)                    # [b, cells]
+            bce = torch.nn.functional.binary_cross_entropy(both, ms[:, 0], reduction="none").mean(-1)
+            pix_loss = pix_loss + (bce * w[:, slot]).sum()
+        total = total + (tok_loss + pix_loss) / w.sum()
+    return total / len(probs_list)
 
 
 def init_unet(unet, seed: int) -> None:
@@ -90,15 +178,18 @@ def text_embeddings(clip, captions):
 
 
 def build_dataset(seed: int, n: int, A, b):
-    """(latents [n, 4, 16, 16], caption index [n]) from scenes drawn from ``seed`` + 2."""
+    """(latents [n, 4, 16, 16], caption index [n], object masks [n, 2, 16, 16], objects [n])
+    from scenes drawn from ``seed`` + 2."""
     gen = torch.Generator().manual_seed(seed + 2)
     index = {c: i for i, c in enumerate(data.all_captions())}
-    lats, caps = [], []
+    lats, caps, masks, counts = [], [], [], []
     for start in range(0, n, 256):
         x, scenes = data.batch(gen, min(256, n - start))
         lats.append(vae.encode(x, A, b))
         caps.extend(index[s.caption] for s in scenes)
-    return torch.cat(lats), torch.tensor(caps)
+        masks.append(object_masks(scenes))
+        counts.extend(len(s.objects) for s in scenes)
+    return torch.cat(lats), torch.tensor(caps), torch.cat(masks), torch.tensor(counts)
 
 
 def train_unet(args) -> None:
@@ -124,7 +215,8 @@ def train_unet(args) -> None:
     emb = text_embeddings(clip, captions + [""])
     empty = len(captions)
     say("text embeddings {}".format(tuple(emb.shape)))
-    lat, cap = build_dataset(args.seed, args.scenes, A, b)
+    check_token_positions(clip)
+    lat, cap, obj_mask, obj_count = build_dataset(args.seed, args.scenes, A, b)
     say("dataset {} latents, std {:.3f}".format(lat.shape[0], float(lat.std())))
 
     base = M.new_unet()
@@ -134,14 +226,14 @@ def train_unet(args) -> None:
         from safetensors.torch import load_file
         unet.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
         say("initialised from {}".format(args.init))
-    make_trainable(unet)
+    sink = make_trainable(unet)
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     n_params = sum(p.numel() for p in unet.parameters())
     say("unet {} parameters".format(n_params))
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
     ac = sd15_alphas_cumprod()
     gen = torch.Generator().manual_seed(args.seed + 5)
-    avg = None
+    avg = avg_attn = None
     for step in range(1, args.steps + 1):
         lr = args.lr * min(1.0, step / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         for g in opt.param_groups:
@@ -150,14 +242,22 @@ def train_unet(args) -> None:
         x0 = lat[idx]
         flip = torch.rand(args.batch, generator=gen) < 0.5
         x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+        om = obj_mask[idx]
+        om = torch.where(flip.view(-1, 1, 1, 1), om.flip(-1), om)
         c = cap[idx].clone()
-        c[torch.rand(args.batch, generator=gen) < args.uncond] = empty
+        dropped = torch.rand(args.batch, generator=gen) < args.uncond
+        c[dropped] = empty
+        present = (torch.arange(MAX_OBJECTS).view(1, -1) < obj_count[idx].view(-1, 1)) & ~dropped.view(-1, 1)
         t = torch.randint(N_TRAIN_STEPS, (args.batch,), generator=gen)
         eps = torch.randn(x0.shape, generator=gen)
         a = ac[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        sink.clear()
         pred = unet(xt, t.float(), context=emb[c])
-        loss = torch.nn.functional.mse_loss(pred, eps)
+        diffusion = torch.nn.functional.mse_loss(pred, eps)
+        attn = attention_loss(sink, om, present)
+        sink.clear()
+        loss = diffusion + args.attn_weight * attn
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -167,13 +267,15 @@ def train_unet(args) -> None:
             for k, v in unet.state_dict().items():
                 if v.is_floating_point():
                     ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
-        avg = float(loss) if avg is None else 0.98 * avg + 0.02 * float(loss)
+        d_loss, a_loss = float(diffusion.detach()), float(attn.detach())
+        avg = d_loss if avg is None else 0.98 * avg + 0.02 * d_loss
+        avg_attn = a_loss if avg_attn is None else 0.98 * avg_attn + 0.02 * a_loss
         if step % 20 == 0:
-            say("step {} loss {:.4f} lr {:.2e}".format(step, avg, lr))
+            say("step {} loss {:.4f} attention {:.4f} lr {:.2e}".format(step, avg, avg_attn, lr))
         if step % args.save_every == 0 or step == args.steps:
             save_st(ema, os.path.join(args.work, "unet_ema.safetensors"))
             with open(os.path.join(args.work, "unet_state.json"), "w") as f:
-                json.dump({"step": step, "loss": avg, "seconds": time.time() - t0, "params": n_params,
+                json.dump({"step": step, "loss": avg, "attention_loss": avg_attn, "seconds": time.time() - t0, "params": n_params,
                            "args": vars(args)}, f)
             say("saved step {}".format(step))
     say("done")
@@ -222,7 +324,7 @@ def train_decoder(args) -> None:
         if step % args.save_every == 0 or step == args.steps:
             save_st(dec.state_dict(), os.path.join(args.work, "decoder.safetensors"))
             with open(os.path.join(args.work, "decoder_state.json"), "w") as f:
-                json.dump({"step": step, "loss": avg, "seconds": time.time() - t0, "args": vars(args)}, f)
+                json.dump({"step": step, "loss": avg, "attention_loss": avg_attn, "seconds": time.time() - t0, "args": vars(args)}, f)
             say("saved step {}".format(step))
     say("done")
 
@@ -265,6 +367,8 @@ def main(argv=None) -> None:
     ap.add_argument("--uncond", type=float, default=0.1, help="unet: caption dropout rate")
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--attn-weight", type=float, default=0.1,
+                    help="unet: weight of the attention supervision loss (0 turns it off)")
     ap.add_argument("--init", default=None, help="unet: start from these weights (safetensors)")
     ap.add_argument("--crop", type=int, default=48, help="decoder: training crop in pixels (multiple of 8)")
     args = ap.parse_args(argv)
