@@ -131,16 +131,15 @@ class Bench:
         self.pos = harness.encode(clip, self.prompt)
         self.neg = harness.encode(clip, "")
         self.rows: list[dict] = []
-        self.plain: dict[int, dict] = {}  # plain rows by batch size (their ratio is 1 by construction)
 
     def latent(self, batch: int) -> dict:
         lat = self.h.empty_latent(self.size, self.size, batch)
         lat["batch_index"] = [0] * batch
         return lat
 
-    def sample(self, model, pos, latent, sampler_name=None):
-        return self.h.ksample(model, pos, self.neg, latent, seed=1, steps=self.steps, cfg=5.0,
-                              sampler=sampler_name or self.sampler)
+    def sample(self, model, pos, latent, steps=None):
+        return self.h.ksample(model, pos, self.neg, latent, seed=1, steps=steps or self.steps, cfg=5.0,
+                              sampler=self.sampler)
 
     def _timed(self, model, pos, latent) -> tuple[float, float]:
         with PeakMemory(self.device) as mem:
@@ -149,40 +148,39 @@ class Bench:
             seconds = time.perf_counter() - t0
         return seconds, mem.peak
 
-    def measure(self, name: str, batch: int, make):
-        """Time sampling with ``make() -> (model, positive, latent)`` against the plain batch.
+    def measure_group(self, batch: int, cases: list[tuple[str, object]]) -> None:
+        """Time the plain batch of ``batch`` rows and every ``(name, make)`` case of that size.
 
-        The patched model is built once (as ComfyUI caches it between queue runs). Each repeat
-        samples the plain batch and then the case, so both see the same machine load; the
-        ratio is the median of the per-repeat ratios.
+        ``make() -> (model, positive, latent)`` builds a patched model once (as ComfyUI caches it
+        between queue runs); each gets a one-step warm-up. Each repeat then samples the plain
+        batch followed by every case, so they all see the same machine load; a case's ratio is
+        the median of its per-repeat ratios to that repeat's plain run.
         """
-        try:
-            model, pos, latent = make()
-        except (KeyError, ImportError) as e:
-            print(f"  skip {name}: {e}")
-            return
-        plain_latent = self.latent(batch)
-        self.sample(model, pos, latent)  # warm-up
-        times, peaks, ratios, mem_ratios = [], [], [], []
+        built = [("plain b%d" % batch, self.model, self.pos, self.latent(batch))]
+        for name, make in cases:
+            try:
+                built.append((name, *make()))
+            except (KeyError, ImportError) as e:
+                print(f"  skip {name}: {e}")
+        for _, model, pos, latent in built:
+            self.sample(model, pos, latent, steps=1)  # warm-up: loads, patches, caches
+        times: dict[str, list[float]] = {name: [] for name, *_ in built}
+        peaks: dict[str, list[float]] = {name: [] for name, *_ in built}
         for _ in range(self.repeats):
-            base_s, base_mem = self._timed(self.model, self.pos, plain_latent)
-            seconds, peak = self._timed(model, pos, latent)
-            times.append(seconds)
-            peaks.append(peak)
-            ratios.append(seconds / base_s)
-            if base_mem > 0:
-                mem_ratios.append(peak / base_mem)
-        row = {"case": name, "batch": batch, "seconds": statistics.median(times), "peak_mb": max(peaks),
-               "time_ratio": statistics.median(ratios),
-               "mem_ratio": statistics.median(mem_ratios) if mem_ratios else None}
-        self.rows.append(row)
-        print(f"  {name:34s} batch {batch:2d}  {row['seconds']:8.3f} s  x{row['time_ratio']:.3f}  "
-              f"peak {row['peak_mb']:8.1f} MB")
-
-    def plain_case(self, batch: int):
-        pos = self.pos
-        self.measure(f"plain b{batch}", batch, lambda: (self.model, pos, self.latent(batch)))
-        self.plain[batch] = self.rows[-1]
+            for name, model, pos, latent in built:
+                seconds, peak = self._timed(model, pos, latent)
+                times[name].append(seconds)
+                peaks[name].append(peak)
+        base_t, base_m = times[built[0][0]], peaks[built[0][0]]
+        for name, *_ in built:
+            ratios = [t / b for t, b in zip(times[name], base_t)]
+            mem = [m / b for m, b in zip(peaks[name], base_m) if b > 0]
+            row = {"case": name, "batch": batch, "seconds": statistics.median(times[name]),
+                   "peak_mb": max(peaks[name]), "time_ratio": statistics.median(ratios),
+                   "mem_ratio": statistics.median(mem) if mem else None}
+            self.rows.append(row)
+            print(f"  {name:44s} batch {batch:2d}  {row['seconds']:8.3f} s  x{row['time_ratio']:.3f}  "
+                  f"peak {row['peak_mb']:8.1f} MB", flush=True)
 
 
 def capture_case(b: Bench):
@@ -231,6 +229,7 @@ def register(name: str, batch: int):
     return deco
 
 
+register("plain again (noise floor)", 1)(lambda b: lambda: (b.model, b.pos, b.latent(1)))
 register("capture", 1)(capture_case)
 
 
@@ -254,11 +253,11 @@ def _p2p(b: Bench, mode: str, target: str, blend: bool = False, source_pass: str
 register("p2p replace", 2)(lambda b: _p2p(b, "replace", "a red triangle and a blue square"))
 register("p2p refine", 2)(lambda b: _p2p(b, "refine", "a big red circle and a small blue square"))
 register("p2p replace + local blend", 2)(lambda b: _p2p(b, "replace", "a red triangle and a blue square", blend=True))
-register("p2p replace, batched source", 2)(
+register("p2p replace batched", 2)(
     lambda b: _p2p(b, "replace", "a red triangle and a blue square", source_pass="batched"))
-register("p2p refine, batched source", 2)(
+register("p2p refine batched", 2)(
     lambda b: _p2p(b, "refine", "a big red circle and a small blue square", source_pass="batched"))
-register("p2p replace + local blend, batched source", 2)(
+register("p2p replace + local blend batched", 2)(
     lambda b: _p2p(b, "replace", "a red triangle and a blue square", blend=True, source_pass="batched"))
 
 
@@ -313,13 +312,13 @@ def main(argv=None):
     wanted = None if args.cases == "all" else {c.strip() for c in args.cases.split(",")}
     print(f"model {args.model}, {args.size}x{args.size}, {args.steps} steps, {args.sampler}, "
           f"{args.repeats} repeats, {args.device}, torch threads {torch.get_num_threads()}")
-    batches = sorted({1, 2, *frames})
-    for batch in batches:
-        b.plain_case(batch)
+    groups: dict[int, list] = {bsz: [] for bsz in sorted({1, 2, *frames})}
     for name, (batch, factory) in CASES.items():
         for n, make, bsz in _expand(name, batch, factory, b, frames):
             if wanted is None or name in wanted or n in wanted:
-                b.measure(n, bsz, make)
+                groups[bsz].append((n, make))
+    for batch, cases in groups.items():
+        b.measure_group(batch, cases)
     result = {"settings": vars(args), "rows": b.rows}
     if not args.no_checks:
         result["store_elements_by_steps"] = store_growth(b)
