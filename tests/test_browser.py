@@ -290,6 +290,78 @@ def test_motion_path_widget_drag_writes_values_and_typing_redraws(browser):
     assert errors == []
 
 
+def _region_boxes(driver, node_id, count):
+    """The drawn region boxes once the layout is settled (same rectangles twice in a row)."""
+    last = None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        bs = driver.execute_script("return app.graph.getNodeById(arguments[0]).attentionMotionRegions?.boxes() || [];", node_id)
+        if len(bs) == count and bs == last:
+            return bs
+        last = bs
+        time.sleep(0.35)
+    raise AssertionError(f"region boxes did not settle: {last}")
+
+
+def test_region_box_widget_drag_resize_add_remove(browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from attention_motion.core.boxes import parse_regions
+
+    _fresh_graph(browser)
+    regions = '[{"prompt": "a red circle", "box": [0.1, 0.2, 0.4, 0.4]}, {"prompt": "a blue square", "path": [[0.5, 0.5, 0.2, 0.2], [0.7, 0.1, 0.2, 0.2]]}]'
+    nid = _add_node(browser, "RegionAttention", [60, 40], [420, 700], {"regions": regions})
+    boxes = _region_boxes(browser, nid, 3)
+    first = boxes[0]
+    side = first["width"] / 0.4  # px per unit of the image side
+    assert side > 50 and abs(first["height"] - 0.4 * side) < 1.5
+    assert abs(boxes[2]["left"] - (first["left"] + 0.6 * side)) < 1.5  # the path's second box at x 0.7
+
+    def read():
+        return parse_regions(_widget(browser, nid, "regions"))  # the node's own parser accepts every edit
+
+    # drag the first box by (+0.2, +0.1) of the image
+    grab = {"clientX": first["left"] + 0.5 * first["width"], "clientY": first["top"] + 0.5 * first["height"]}
+    _drag(browser, grab, (grab["clientX"] + 0.2 * side, grab["clientY"] + 0.1 * side))
+    got = read()
+    assert [round(v, 2) for v in got[0].path[0].tolist()] == [0.3, 0.3, 0.4, 0.4]
+    assert got[1].path.shape == (2, 4) and got[1].prompt == "a blue square"
+
+    # drag the corner of the path's second box: it grows to 0.25 x 0.3
+    b = _region_boxes(browser, nid, 3)[2]
+    corner = {"clientX": b["left"] + b["width"], "clientY": b["top"] + b["height"]}
+    _drag(browser, corner, (corner["clientX"] + 0.05 * side, corner["clientY"] + 0.1 * side))
+    got = read()
+    assert [round(v, 2) for v in got[1].path[1].tolist()] == [0.7, 0.1, 0.25, 0.3]
+
+    # double-click on empty image adds a region; alt-click on a box removes it
+    canvas = browser.execute_script("return app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'attention_motion_regions').element.querySelector('canvas');", nid)
+    rect = canvas.rect
+    origin = (first["left"] - 0.1 * side, first["top"] - 0.2 * side)  # image top-left
+    at = (origin[0] + 0.2 * side, origin[1] + 0.85 * side)
+    ActionChains(browser).move_to_element_with_offset(canvas, at[0] - rect["x"] - rect["width"] / 2,
+                                                      at[1] - rect["y"] - rect["height"] / 2).double_click().perform()
+    got = read()
+    assert len(got) == 3 and [round(v, 2) for v in got[2].path[0].tolist()] == [0.05, 0.7, 0.3, 0.3]
+    b = _region_boxes(browser, nid, 4)[0]
+    ActionChains(browser).key_down("\ue00a").move_to_element_with_offset(
+        canvas, b["left"] + 5 - rect["x"] - rect["width"] / 2, b["top"] + 20 - rect["y"] - rect["height"] / 2
+    ).click().key_up("\ue00a").perform()
+    got = read()
+    assert [r.prompt for r in got] == ["a blue square", "an object"]
+    _node_shot(browser, nid, "frontend_region_boxes.png")
+
+    # typing redraws
+    area = browser.execute_script(
+        "return app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'regions').inputEl;", nid)
+    area.clear()
+    area.send_keys('[{"prompt": "a cat", "box": [0, 0, 0.5, 0.5]}]')
+    b = _region_boxes(browser, nid, 1)[0]
+    assert abs(b["width"] - 0.5 * side) < 1.5
+    errors, _ = _console_errors(browser)
+    assert errors == []
+
+
 def _handles(driver, node_id, kind=None, count=None):
     """The path handles once the layout is settled (same screen positions twice in a row)."""
     last = None
