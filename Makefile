@@ -15,7 +15,7 @@ demo: bootstrap
 	$(VENV_PY) -m scripts.demo
 
 # Cost of every control against plain sampling: full-width SD1.5 architecture, random weights.
-BENCH_ARGS ?= --model full --size 128 --steps 6 --repeats 3 --json bench.json
+BENCH_ARGS ?= --model full --size 128 --steps 3 --repeats 2 --json bench.json
 bench: bootstrap
 	$(VENV_PY) -m scripts.bench $(BENCH_ARGS)
 
