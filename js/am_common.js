@@ -68,6 +68,48 @@ export function watchNode(node, keyFn, onChange, ms = 300) {
 	return { check, force: () => { last = undefined; check(); } };
 }
 
+/**
+ * Chain `fn(node, ...args)` after a node type's own `method` callback (onNodeCreated,
+ * onExecuted); a failure is logged as "`what` not added" and never breaks the node.
+ */
+export function chainCallback(nodeType, method, what, fn) {
+	const previous = nodeType.prototype[method];
+	nodeType.prototype[method] = function () {
+		const r = previous?.apply(this, arguments);
+		try {
+			fn(this, ...arguments);
+		} catch (e) {
+			console.warn(`[attention_motion] ${what} not added:`, e);
+		}
+		return r;
+	};
+}
+
+/**
+ * Size a view canvas for `geom` ({imgW, imgH, cssW, cssH}, image inset by `pad`), paint the
+ * backdrop and the image area; returns the 2D context in CSS pixels.
+ */
+export function paintCanvas(canvas, geom, pad) {
+	const dpr = window.devicePixelRatio || 1;
+	canvas.style.width = `${geom.cssW}px`;
+	canvas.style.height = `${geom.cssH}px`;
+	canvas.width = Math.round(geom.cssW * dpr);
+	canvas.height = Math.round(geom.cssH * dpr);
+	const ctx = canvas.getContext("2d");
+	ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+	ctx.fillStyle = "#1b1b1b";
+	ctx.fillRect(0, 0, geom.cssW, geom.cssH);
+	ctx.fillStyle = "#2c2c34";
+	ctx.fillRect(pad, pad, geom.imgW, geom.imgH);
+	return ctx;
+}
+
+/** A pointer event's position in the canvas's CSS pixels. */
+export function canvasPoint(canvas, geom, e) {
+	const r = canvas.getBoundingClientRect();
+	return [((e.clientX - r.left) * geom.cssW) / r.width, ((e.clientY - r.top) * geom.cssH) / r.height];
+}
+
 /** Add a DOM widget that is not sent to the server and not stored among the widget values. */
 export function addViewWidget(node, name, element, heightFn) {
 	const widget = node.addDOMWidget(name, "attention_motion_view", element, {

@@ -1,7 +1,7 @@
 // Motion path widget: on nodes of this pack with dx/dy inputs (FrameSequence, TokenShift), draw
 // each moving word's path over a canvas with the image's aspect. Dragging the start / end (or a
 // keyframe) writes dx, dy / keyframes exactly as a user could type them; typing redraws.
-import { addViewWidget, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList, setWidgetValue, watchNode, PALETTE } from "./am_common.js";
+import { addViewWidget, canvasPoint, chainCallback, paintCanvas, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList, setWidgetValue, watchNode, PALETTE } from "./am_common.js";
 import { clampShift, formatKeyframes, interpolate, parseKeyframes, round2, straightKeys, wordKeys } from "./motion_math.js";
 
 const WIDGET = "attention_motion_path";
@@ -75,17 +75,7 @@ function attach(node, names) {
 
 	const draw = () => {
 		const s = layout();
-		const dpr = window.devicePixelRatio || 1;
-		canvas.style.width = `${geom.cssW}px`;
-		canvas.style.height = `${geom.cssH}px`;
-		canvas.width = Math.round(geom.cssW * dpr);
-		canvas.height = Math.round(geom.cssH * dpr);
-		const ctx = canvas.getContext("2d");
-		ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-		ctx.fillStyle = "#1b1b1b";
-		ctx.fillRect(0, 0, geom.cssW, geom.cssH);
-		ctx.fillStyle = "#2c2c34";
-		ctx.fillRect(PAD, PAD, geom.imgW, geom.imgH);
+		const ctx = paintCanvas(canvas, geom, PAD);
 		ctx.strokeStyle = "#3c3c48";
 		ctx.lineWidth = 1;
 		for (let i = 1; i < 4; i++) {
@@ -160,10 +150,7 @@ function attach(node, names) {
 		fitNode(node);
 	};
 
-	const pointer = (e) => {
-		const r = canvas.getBoundingClientRect();
-		return [((e.clientX - r.left) * geom.cssW) / r.width, ((e.clientY - r.top) * geom.cssH) / r.height];
-	};
+	const pointer = (e) => canvasPoint(canvas, geom, e);
 	const nearest = (p) => {
 		let best = null;
 		let bestD = HIT;
@@ -295,15 +282,6 @@ export function addMotionPath(nodeType, nodeData) {
 	if (!isPackNode(nodeData)) return false;
 	const names = pathInputs(nodeData);
 	if (!names) return false;
-	const onNodeCreated = nodeType.prototype.onNodeCreated;
-	nodeType.prototype.onNodeCreated = function () {
-		const r = onNodeCreated?.apply(this, arguments);
-		try {
-			attach(this, names);
-		} catch (e) {
-			console.warn("[attention_motion] motion path widget not added:", e);
-		}
-		return r;
-	};
+	chainCallback(nodeType, "onNodeCreated", "motion path widget", (node) => attach(node, names));
 	return true;
 }

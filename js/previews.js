@@ -4,7 +4,7 @@
 // - For clips this adds the list of saved files (links), and plays an MP4 in a <video> when the
 //   run saved no animated image to show.
 import { api } from "../../scripts/api.js";
-import { addViewWidget, ensureCss, el, fitNode, isPackNode } from "./am_common.js";
+import { addViewWidget, chainCallback, ensureCss, el, fitNode, isPackNode } from "./am_common.js";
 
 const WIDGET = "attention_motion_files";
 
@@ -40,15 +40,6 @@ function showFiles(node, output) {
 /** Show saved files / MP4 on this pack's output nodes after they ran. */
 export function addPreviews(nodeType, nodeData) {
 	if (!isPackNode(nodeData) || !nodeData.output_node) return false;
-	const onExecuted = nodeType.prototype.onExecuted;
-	nodeType.prototype.onExecuted = function (output) {
-		const r = onExecuted?.apply(this, arguments);
-		try {
-			showFiles(this, output);
-		} catch (e) {
-			console.warn("[attention_motion] preview not shown:", e);
-		}
-		return r;
-	};
+	chainCallback(nodeType, "onExecuted", "preview", (node, output) => showFiles(node, output));
 	return true;
 }

@@ -2,7 +2,7 @@
 // every region's box (or each keyframe box of a moving region's path) over the image. Dragging a
 // box moves it, dragging its corner resizes it, double-click adds a region, alt-click removes a
 // box; every edit writes the regions JSON exactly as a user could type it, and typing redraws.
-import { addViewWidget, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, setWidgetValue, watchNode, PALETTE } from "./am_common.js";
+import { addViewWidget, canvasPoint, chainCallback, paintCanvas, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, setWidgetValue, watchNode, PALETTE } from "./am_common.js";
 import { formatRegions, moveBox, parseRegions, regionBoxes, resizeBox } from "./region_math.js";
 import { round2 } from "./motion_math.js";
 
@@ -38,17 +38,7 @@ function attach(node, name) {
 
 	const draw = () => {
 		layout();
-		const dpr = window.devicePixelRatio || 1;
-		canvas.style.width = `${geom.cssW}px`;
-		canvas.style.height = `${geom.cssH}px`;
-		canvas.width = Math.round(geom.cssW * dpr);
-		canvas.height = Math.round(geom.cssH * dpr);
-		const ctx = canvas.getContext("2d");
-		ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-		ctx.fillStyle = "#1b1b1b";
-		ctx.fillRect(0, 0, geom.cssW, geom.cssH);
-		ctx.fillStyle = "#2c2c34";
-		ctx.fillRect(PAD, PAD, geom.imgW, geom.imgH);
+		const ctx = paintCanvas(canvas, geom, PAD);
 		const parsed = parseRegions(text());
 		hits = [];
 		if (parsed.kind === "ok") {
@@ -91,10 +81,7 @@ function attach(node, name) {
 		fitNode(node);
 	};
 
-	const pointer = (e) => {
-		const r = canvas.getBoundingClientRect();
-		return [((e.clientX - r.left) * geom.cssW) / r.width, ((e.clientY - r.top) * geom.cssH) / r.height];
-	};
+	const pointer = (e) => canvasPoint(canvas, geom, e);
 	const hitAt = (p) => {
 		for (let i = hits.length - 1; i >= 0; i--) {
 			const [x, y, w, h] = hits[i].rect;
@@ -195,15 +182,6 @@ export function addRegionBoxes(nodeType, nodeData) {
 	if (!isPackNode(nodeData)) return false;
 	const name = regionsInput(nodeData);
 	if (!name) return false;
-	const onNodeCreated = nodeType.prototype.onNodeCreated;
-	nodeType.prototype.onNodeCreated = function () {
-		const r = onNodeCreated?.apply(this, arguments);
-		try {
-			attach(this, name);
-		} catch (e) {
-			console.warn("[attention_motion] region box widget not added:", e);
-		}
-		return r;
-	};
+	chainCallback(nodeType, "onNodeCreated", "region box widget", (node) => attach(node, name));
 	return true;
 }

@@ -3,7 +3,7 @@
 // The tokenization comes from the host's own SD1 tokenizer (POST /attention_motion/tokenize).
 import { api } from "../../scripts/api.js";
 import {
-	PALETTE, addViewWidget, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList, watchNode,
+	PALETTE, addViewWidget, chainCallback, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList, watchNode,
 } from "./am_common.js";
 
 const ROUTE = "/attention_motion/tokenize";
@@ -171,15 +171,6 @@ export function addTokenView(nodeType, nodeData) {
 	if (!isPackNode(nodeData)) return false;
 	const spec = tokenInputs(nodeData);
 	if (!spec) return false;
-	const onNodeCreated = nodeType.prototype.onNodeCreated;
-	nodeType.prototype.onNodeCreated = function () {
-		const r = onNodeCreated?.apply(this, arguments);
-		try {
-			attach(this, spec);
-		} catch (e) {
-			console.warn("[attention_motion] token view not added:", e);
-		}
-		return r;
-	};
+	chainCallback(nodeType, "onNodeCreated", "token view", (node) => attach(node, spec));
 	return true;
 }
