@@ -3,7 +3,11 @@
 One controller serves the single-image TokenShift node and the frames of FrameSequence: it
 holds a shift per latent row and word, and a *reference* saying whose map each row shifts:
 
-* ``own``: row r shifts its own map (TokenShift);
+* ``own``: row r shifts its own map (TokenShift). Its map is recomputed every step from features
+  in which the object has already begun to move, so a fixed shift would compound over the
+  window; instead the map is moved so its centroid lands at its *home* (the centroid at the
+  first step the controller acts in that layer) plus the requested offset: the shift applied is
+  ``home + offset - current centroid``;
 * ``anchor``: row r takes row 0's map shifted by its offset (the *variation* schedule);
 * ``previous``: row r takes row r-1's map shifted by one path step (the *incremental* schedule).
 
@@ -22,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from ..core.controller import AttnCall, Controller
-from ..core.maps import normalize, word_maps
+from ..core.maps import map_centroids, normalize, word_maps
 from ..core.shift import shift_maps, shift_tokens
 
 REFERENCES = ("own", "anchor", "previous")
@@ -62,6 +66,8 @@ class ShiftController(Controller):
         self.mask_threshold = mask_threshold
         self.runs = 0
         self._last_maps: dict[int, torch.Tensor] = {}  # level -> reference maps [rows, words, h, w]
+        self._home: dict[tuple, torch.Tensor] = {}  # layer key -> home centroids [rows, words, 2]
+        self._last_held: dict[int, torch.Tensor | None] = {}  # level -> the shifts cross() applied
 
     def __deepcopy__(self, memo):
         return self
@@ -69,6 +75,8 @@ class ShiftController(Controller):
     def reset(self) -> None:
         self.runs += 1
         self._last_maps = {}
+        self._home = {}
+        self._last_held = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def shift_of(self, row: int, word: int) -> tuple[float, float]:
@@ -99,10 +107,20 @@ class ShiftController(Controller):
     def wants_cross(self, call: AttnCall) -> bool:
         return self._active(call)
 
+    def _held_offsets(self, call: AttnCall, raw: torch.Tensor) -> torch.Tensor:
+        """``own`` reference: per row and word, the shift that puts the map's centroid at home + offset."""
+        now = map_centroids(word_maps(raw, self.groups, call.grid))  # [rows, words, 2]
+        home = self._home.setdefault(call.key, now)
+        if home.shape != now.shape:
+            home = self._home[call.key] = now
+        rows = torch.arange(call.rows).clamp(max=self.shifts.shape[0] - 1)
+        return self.shifts[rows].to(now) + (home - now)
+
     def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
         t = probs.shape[-1]
         raw = probs
         out = probs.clone()
+        held = self._held_offsets(call, raw) if self.reference == "own" else None
         for r in range(call.rows):
             if not self._moves(r):
                 continue
@@ -111,13 +129,14 @@ class ShiftController(Controller):
                 cols = [j for j in group if j < t]
                 if not cols:
                     continue
-                dx, dy = self.shift_of(r, w)
+                dx, dy = self.shift_of(r, w) if held is None else held[r, w].tolist()
                 sub = raw[src][..., cols]  # [heads, N, tokens]
                 out[r][..., cols] = shift_tokens(sub, call.grid, dx, dy, self.fill)
             call.edited.add(r)
         if self.self_mode == "shift":
             ref = word_maps(raw, self.groups, call.grid)
             self._last_maps[call.level] = ref.detach()
+            self._last_held[call.level] = held
         return out
 
     # -- self-attention ----------------------------------------------------------------------
@@ -126,6 +145,7 @@ class ShiftController(Controller):
 
     def self_qkv(self, call, q, k, v):
         maps = self._last_maps[call.level]
+        held = self._last_held.get(call.level)
         if maps.shape[0] != call.rows or tuple(maps.shape[-2:]) != tuple(call.grid):
             return q, k, v
         src_masks = (normalize(maps) >= self.mask_threshold).float()  # [rows, words, h, w]
@@ -136,7 +156,7 @@ class ShiftController(Controller):
                 continue
             s = self.source_row(r)
             for w in range(len(self.groups)):
-                dx, dy = self.shift_of(r, w)
+                dx, dy = self.shift_of(r, w) if held is None else held[r, w].tolist()
                 dest = shift_maps(src_masks[s, w], dx, dy, "zero").reshape(-1, 1).to(q.dtype)
                 if float(dest.sum()) == 0:
                     continue

@@ -83,6 +83,25 @@ def centroid(maps: torch.Tensor) -> torch.Tensor:
     return torch.stack([cx, cy], dim=-1)
 
 
+def map_centroids(maps: torch.Tensor, floor: float = 0.5) -> torch.Tensor:
+    """Centroids ``[..., 2]`` (x, y as fractions of width and height) of ``[..., h, w]`` maps.
+
+    Weighted by the part of each normalised map above ``floor`` (the map's peak region, so a
+    broad low background does not pull the centroid to the middle); a flat map gives the centre.
+    """
+    h, w = maps.shape[-2:]
+    weight = (normalize(maps.float()) - floor).clamp_min(0)
+    total = weight.sum(dim=(-2, -1))
+    ys = (torch.arange(h, dtype=weight.dtype, device=weight.device) + 0.5) / h
+    xs = (torch.arange(w, dtype=weight.dtype, device=weight.device) + 0.5) / w
+    cx = (weight.sum(dim=-2) * xs).sum(dim=-1) / total.clamp_min(1e-12)
+    cy = (weight.sum(dim=-1) * ys).sum(dim=-1) / total.clamp_min(1e-12)
+    flat = total <= 1e-12
+    cx = torch.where(flat, torch.full_like(cx, 0.5), cx)
+    cy = torch.where(flat, torch.full_like(cy, 0.5), cy)
+    return torch.stack([cx, cy], dim=-1)
+
+
 def normalize(maps: torch.Tensor) -> torch.Tensor:
     """Scale each ``[h, w]`` map to [0, 1] by its own min and max."""
     lo = maps.amin(dim=(-2, -1), keepdim=True)
