@@ -40,7 +40,8 @@ class TokenShift:
     DESCRIPTION = (
         "Moves the objects named by 'words' by (dx, dy), fractions of the image width and height "
         "(+x right, +y down), by shifting those words' cross-attention maps in the conditional branch "
-        "during the step window [start, end] (early steps decide the layout). Vacated cells fill with "
+        "during the step window [start, end] (early steps decide the layout). Each map is held at its "
+        "first-step centroid plus (dx, dy), so the shift does not compound over the window. Vacated cells fill with "
         "zeros or the edge value, never wrap. Stacks with other attention nodes."
     )
     CATEGORY = CATEGORY

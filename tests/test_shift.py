@@ -124,6 +124,45 @@ def test_controller_moves_only_the_word_columns_of_the_right_rows():
     assert not ctrl.wants_cross(late)
 
 
+def _peak_probs(col: int, grid=(4, 6), tokens=6, word=2):
+    """Probabilities whose word column peaks on one grid column (a sharp, known map)."""
+    h, w = grid
+    probs = torch.full((1, 1, h * w, tokens), 0.1)
+    cells = torch.arange(h * w)
+    probs[0, 0, cells % w == col, word] = 5.0
+    return probs / probs.sum(-1, keepdim=True)
+
+
+@pytest.mark.core
+def test_own_reference_holds_the_target_instead_of_compounding():
+    """A row's own map is recomputed each step from features that already moved: the shift is
+    taken from the map's first-step (home) centroid, so once the map sits at home + dx nothing
+    more is shifted, and a map that went halfway is shifted the other half."""
+    ctrl = ShiftController([[2]], torch.tensor([[[1 / 3, 0.0]]]), reference="own")
+    first = _peak_probs(1)
+    out = ctrl.cross(_call(1), first)
+    assert torch.allclose(out[..., [2]], shift_tokens(first[..., [2]], (4, 6), 1 / 3, 0.0))
+    arrived = _peak_probs(3)  # next step: the object (and so its map) is already 2 columns right
+    out = ctrl.cross(_call(1), arrived)
+    assert torch.allclose(out, arrived, atol=1e-6)
+    halfway = _peak_probs(2)
+    out = ctrl.cross(_call(1), halfway)
+    assert torch.allclose(out[..., [2]], shift_tokens(halfway[..., [2]], (4, 6), 1 / 6, 0.0), atol=1e-6)
+    ctrl.reset()  # a new run forgets the home
+    out = ctrl.cross(_call(1), arrived)
+    assert torch.allclose(out[..., [2]], shift_tokens(arrived[..., [2]], (4, 6), 1 / 3, 0.0))
+
+
+@pytest.mark.core
+def test_map_centroids():
+    from attention_motion.core.maps import map_centroids
+    maps = torch.zeros(2, 4, 8)
+    maps[0, 1, 6] = 1.0
+    c = map_centroids(maps)
+    assert torch.allclose(c[0], torch.tensor([6.5 / 8, 1.5 / 4]))
+    assert torch.allclose(c[1], torch.tensor([0.5, 0.5]))  # flat map: the centre
+
+
 @pytest.mark.core
 def test_anchor_and_previous_references():
     probs = torch.softmax(torch.randn(3, 1, 24, 6), dim=-1)
