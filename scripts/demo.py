@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(REPO, "demo_output"))
     ap.add_argument("--prompt", default="a red circle")
-    ap.add_argument("--word", default="circle")
+    ap.add_argument("--word", default="red circle", help="the moving words (colour and shape)")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--dx", type=float, default=0.4)
     ap.add_argument("--dy", type=float, default=0.0)

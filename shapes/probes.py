@@ -57,7 +57,7 @@ def background_mask(objs_masks: List[torch.Tensor], dilate: int = 6) -> torch.Te
     return m == 0
 
 
-def token_shift(pack, model, clip, vae, prompt="a red circle", word="circle", seed=0, dx=0.25,
+def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle", seed=0, dx=0.25,
                 end=0.5, steps=STEPS, cfg=CFG) -> Dict:
     """Shift toward the image centre by |dx|; returns requested and measured shift (fractions)."""
     colour = prompt.split()[1]
@@ -103,7 +103,7 @@ def p2p_colour(pack, model, clip, vae, source="a red square", target="a blue squ
     return res
 
 
-def frame_sequence(pack, model, clip, vae, prompt="a red circle", word="circle", frames=4, dx=0.3,
+def frame_sequence(pack, model, clip, vae, prompt="a red circle", word="red circle", frames=4, dx=0.3,
                    seed=0, end=0.5, steps=STEPS, cfg=CFG, **extra) -> Dict:
     node = _node(pack, "FrameSequence")
     colour = prompt.split()[1]
@@ -182,7 +182,7 @@ def main(argv=None) -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--clip-out", default=None, help="write a FrameSequence clip (GIF + PNG strip) to this stem")
     ap.add_argument("--prompt", default="a red circle")
-    ap.add_argument("--word", default="circle")
+    ap.add_argument("--word", default="red circle", help="the moving words (colour and shape)")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--dx", type=float, default=0.4)
     ap.add_argument("--seed", type=int, default=0)
