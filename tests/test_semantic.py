@@ -32,21 +32,22 @@ def _needs(pack, name):
 
 
 # Figures from `python -m shapes.probes` on the committed weights (euler/normal, 16 steps, cfg 5).
-#
-# Known gap of the committed model: its cross-attention is not spatially localised (the shape
-# word's attention centroid sits near the image centre, 3.7 cells of 16 from the object on
-# average), so moving a word's map does not move its object.  The tests of that property are
-# strict xfails carrying the measured values: they start failing (XPASS) once a better model
-# localises attention, which is the cue to replace them with plain asserts.
+# The model's word maps are localised (shape word's attention centroid 0.45 cells of 16 from
+# the object on average) and it draws objects where their words' maps are, so attention edits
+# move, recolour and confine objects.  One gap remains and is a strict xfail with its values:
+# TokenShift on a single image (no unshifted reference row) does not land the object at the
+# requested offset; FrameSequence (reference: the anchor row) does.
 
 # --------------------------------------------------------------------------- TokenShift
-SHIFT_SEEDS = (0,)
+SHIFT_SEEDS = (1, 2)
 SHIFT_DX = 0.25     # requested |dx| toward the centre, fraction of the width
 SHIFT_TOL = 0.06    # target tolerance (about one latent cell of 16 = 0.0625)
-# measured |dx| moved, seeds 0..5: 0.0003, 0.0016, 0.0004, 0.0022, 0.0004, 0.0004 (requested 0.25)
+# measured dx moved (requested +-0.25), seeds 0..5: object lost, 0.490, 0.409, 0.045, -0.144, -0.013
+# (the home centroid of the first, blurry step is pulled toward the centre, so moves toward the
+# centre overshoot; others stall where the model's noise-driven layout wins)
 
 
-@pytest.mark.xfail(strict=True, reason="model's attention not localised: measured shift 0.0003-0.0022 of 0.25")
+@pytest.mark.xfail(strict=True, reason="single-image TokenShift misses the target: measured 0.49 / 0.41 for 0.25")
 def test_token_shift_moves_object_by_requested_fraction(shapes):
     pack, model, clip, vae = shapes
     _needs(pack, "TokenShift")
@@ -56,33 +57,42 @@ def test_token_shift_moves_object_by_requested_fraction(shapes):
         assert r["error"] <= SHIFT_TOL, r
 
 
+KEEP_SEEDS = range(6)
+KEEP_MIN = 4        # measured: object found with its shape class kept in 4 of seeds 0..5
+#                     (seed 0 loses the object, seed 4 turns a circle into a triangle)
+
+
 def test_token_shift_keeps_object(shapes):
     """The shifted run still draws the prompt's object (same colour and shape class)."""
     pack, model, clip, vae = shapes
     _needs(pack, "TokenShift")
-    r = probes.token_shift(pack, model, clip, vae, seed=0, dx=SHIFT_DX)
-    assert r["ok"] and r["shape_kept"], r   # measured: found, shape kept, seeds 0..5
+    kept = []
+    for seed in KEEP_SEEDS:
+        r = probes.token_shift(pack, model, clip, vae, seed=seed, dx=SHIFT_DX)
+        kept.append(bool(r["ok"] and r["shape_kept"]))
+    assert sum(kept) >= KEEP_MIN, kept
 
 
 # --------------------------------------------------------------------------- P2P colour swap
-P2P_SEED = 1          # seeds 0 and 2 lose the target object (the model's own colour errors)
-P2P_IOU_MIN = 0.5     # measured IoU of source and target masks, seed 1: 0.598 (seed 3: 0.376)
+P2P_SEEDS = (0, 1, 2, 3)
+P2P_IOU_MIN = 0.8     # measured IoU of source and target masks, seeds 0..3: 0.866, 0.837, 0.907, 0.885
 
 
 def test_p2p_colour_swap_changes_colour_keeps_mask(shapes):
     pack, model, clip, vae = shapes
     _needs(pack, "P2PReplace")
-    r = probes.p2p_colour(pack, model, clip, vae, seed=P2P_SEED)  # red square -> blue square
-    assert r["source_found"] and r["target_found"], r
-    assert not r["target_has_source_colour"], r
-    assert r["iou"] >= P2P_IOU_MIN, r
+    for seed in P2P_SEEDS:
+        r = probes.p2p_colour(pack, model, clip, vae, seed=seed)  # red square -> blue square
+        assert r["source_found"] and r["target_found"], r
+        assert not r["target_has_source_colour"], r
+        assert r["iou"] >= P2P_IOU_MIN, r
 
 
 # --------------------------------------------------------------------------- LocalBlend
-LB_SEEDS = (0,)
-LB_PSNR_MIN = 33.0    # dB, background source vs blended target; measured seeds 0, 1, 2: 44.60, 33.71, 43.54
-# (without LocalBlend the same P2P run measured 44.60, 33.71, 43.42: with a deterministic sampler and
-# shared noise P2P already keeps this model's background; the blend must not break it)
+LB_SEEDS = (0, 1, 2)
+LB_PSNR_MIN = 43.0    # dB, background source vs blended target; measured seeds 0, 1, 2: 45.18, 45.09, 44.33
+LB_GAIN_MIN = 1.0     # dB over the same P2P run without the blend; measured 1.52, 7.46, 7.89
+#                       (without LocalBlend: 43.66, 37.63, 36.44)
 
 
 def test_local_blend_keeps_background(shapes):
@@ -93,34 +103,38 @@ def test_local_blend_keeps_background(shapes):
         r = probes.local_blend(pack, model, clip, vae, seed=seed)
         assert r["ok"], r
         assert r["source_same"] >= 99.0, r      # the source row is untouched (measured: identical)
+        assert r["target_colour_blend"], r      # the edit happened (measured: all seeds)
         assert r["psnr_blend"] >= LB_PSNR_MIN, r
+        assert r["psnr_blend"] - r["psnr_plain"] >= LB_GAIN_MIN, r
 
 
 # --------------------------------------------------------------------------- FrameSequence
-FRAME_SEEDS = (0,)
+FRAME_SEEDS = (1, 2)       # seed 0's object reaches the right border in the last frame (x 0.94)
 FRAMES = 4
 FRAME_DX = 0.3
-FRAME_STEP_TOL = 0.04      # target: per-frame advance within 0.04 of dx / (frames - 1) = 0.1
-# measured per-frame advance, seeds 0..2: |advance| <= 0.0007 (the object stays put)
-FRAME_BG_PSNR_MIN = 48.0   # dB vs frame 0; measured minimum over frames, seeds 0, 1, 2: 58.38, 50.80, 54.08
+FRAME_STEP_TOL = 0.04      # per-frame advance within 0.04 of dx / (frames - 1) = 0.1
+# measured per-frame advance: seed 1: 0.105, 0.079, 0.092; seed 2: 0.085, 0.099, 0.108
+# (seed 0: 0.079, 0.115, then 0.062 against the border)
+FRAME_BG_PSNR_MIN = 30.0   # dB vs frame 0; measured minimum over frames, seeds 0, 1, 2: 46.01, 34.18, 33.34
 
 
-@pytest.mark.xfail(strict=True, reason="model's attention not localised: measured advance <= 0.0007 per frame of 0.1")
-def test_frame_sequence_advances_object(shapes):
+@pytest.fixture(scope="module")
+def clips(shapes):
     pack, model, clip, vae = shapes
     _needs(pack, "FrameSequence")
-    for seed in FRAME_SEEDS:
-        r = probes.frame_sequence(pack, model, clip, vae, frames=FRAMES, dx=FRAME_DX, seed=seed)
+    return {seed: probes.frame_sequence(pack, model, clip, vae, frames=FRAMES, dx=FRAME_DX, seed=seed)
+            for seed in FRAME_SEEDS}
+
+
+def test_frame_sequence_advances_object(clips):
+    for seed, r in clips.items():
         assert all(r["found"]), r["found"]
         want = FRAME_DX / (FRAMES - 1)
         for a, b in zip(r["cx"], r["cx"][1:]):
-            assert abs((b - a) - want) <= FRAME_STEP_TOL, r["cx"]
+            assert abs((b - a) - want) <= FRAME_STEP_TOL, (seed, r["cx"])
 
 
-def test_frame_sequence_background_steady(shapes):
-    pack, model, clip, vae = shapes
-    _needs(pack, "FrameSequence")
-    for seed in FRAME_SEEDS:
-        r = probes.frame_sequence(pack, model, clip, vae, frames=FRAMES, dx=FRAME_DX, seed=seed)
+def test_frame_sequence_background_steady(clips):
+    for seed, r in clips.items():
         assert all(r["found"]), r["found"]
-        assert min(r["bg_psnr"]) >= FRAME_BG_PSNR_MIN, r["bg_psnr"]
+        assert min(r["bg_psnr"]) >= FRAME_BG_PSNR_MIN, (seed, r["bg_psnr"])
