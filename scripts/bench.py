@@ -27,6 +27,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
 
+def _release_free_memory() -> None:
+    """Return freed heap pages to the OS (glibc), so RSS growth measures this case's working set
+    instead of staying at the high-water mark of an earlier case."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class PeakMemory:
     """Peak memory of a block in MB: CUDA allocator peak, or sampled RSS growth on CPU."""
 
@@ -45,6 +57,7 @@ class PeakMemory:
             return self
         import psutil
 
+        _release_free_memory()
         proc = psutil.Process()
         self.base = proc.memory_info().rss
         self._max = self.base
@@ -153,8 +166,8 @@ class Bench:
 
         ``make() -> (model, positive, latent)`` builds a patched model once (as ComfyUI caches it
         between queue runs); each gets a one-step warm-up. Each repeat then samples the plain
-        batch followed by every case, so they all see the same machine load; a case's ratio is
-        the median of its per-repeat ratios to that repeat's plain run.
+        batch followed by every case (odd repeats in reverse order), so they all see the same
+        machine load; a case's ratio is the median of its per-repeat ratios to that repeat's plain run.
         """
         built = [("plain b%d" % batch, self.model, self.pos, self.latent(batch))]
         for name, make in cases:
@@ -166,8 +179,9 @@ class Bench:
             self.sample(model, pos, latent, steps=1)  # warm-up: loads, patches, caches
         times: dict[str, list[float]] = {name: [] for name, *_ in built}
         peaks: dict[str, list[float]] = {name: [] for name, *_ in built}
-        for _ in range(self.repeats):
-            for name, model, pos, latent in built:
+        for rep in range(self.repeats):
+            # odd repeats run in reverse order, so no case always follows (or leads) the plain run
+            for name, model, pos, latent in (built if rep % 2 == 0 else built[::-1]):
                 seconds, peak = self._timed(model, pos, latent)
                 times[name].append(seconds)
                 peaks[name].append(peak)
