@@ -22,7 +22,8 @@ Attention supervision (``--attn-weight``): the scenes' object masks are known, s
 cross-attention layer is also taught where each object's colour and shape words belong.
 Per object word, the share of its (pixel-normalised) map inside the object's mask is pushed to
 1, and per pixel, the attention to an object's two words is pushed toward the object's coverage
-of that pixel (binary cross-entropy).  Without it the model reads its caption through the
+of that pixel (binary cross-entropy).  Teacher forcing (``--force``, see ``AttentionTap``)
+makes the model draw objects where their words' maps are.  Without both the model reads its caption through the
 end-of-text tokens and its word maps carry no position, so moving a word's map moves nothing.
 """
 import argparse
@@ -61,41 +62,80 @@ def save_st(tensors, path):
     os.replace(tmp, path)
 
 
-def _cross_attention(attn, x, context):
-    """The host's CrossAttention computed explicitly: (output, probabilities averaged over heads)."""
+class AttentionTap:
+    """Shared by the training copy's transformer blocks for one forward pass.
+
+    ``probs`` collects each layer's cross-attention probabilities (averaged over heads) for the
+    supervision loss.  When ``force`` is set, ``(masks, present, rows)``, the rows in ``rows`` get
+    their object words' attention replaced by the objects' masks (teacher forcing): a pixel
+    covering object j sends ``FORCE_SHARE`` of its attention to j's colour and shape words
+    and the rest, renormalised, to the other tokens.  The model so learns to draw each object
+    where its words' maps point, which is what makes a moved map move the object.
+    """
+
+    def __init__(self):
+        self.probs: list = []
+        self.force = None
+
+    def clear(self) -> None:
+        self.probs.clear()
+        self.force = None
+
+
+FORCE_SHARE = 0.9
+
+
+def forced_probs(p: torch.Tensor, masks: torch.Tensor, present: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Replace object words' attention in ``p`` [b, heads, cells, tokens] by the object masks."""
+    b, _, n, _ = p.shape
+    g = int(round(n ** 0.5))
+    m = torch.nn.functional.adaptive_avg_pool2d(masks, g).flatten(2) * present[..., None].float()  # [b, objs, n]
+    target = torch.zeros_like(p[:, 0])                                                                 # [b, n, T]
+    keep = torch.ones(p.shape[-1], dtype=p.dtype).expand(b, -1).clone()                               # [b, T]
+    for slot in range(MAX_OBJECTS):
+        for t in object_token_positions(slot):
+            target[:, :, t] = FORCE_SHARE * m[:, slot] / 2
+            keep[:, t] = torch.where(present[:, slot], torch.zeros(()), keep[:, t])
+    covered = target.sum(-1, keepdim=True)                                                            # [b, n, 1]
+    others = p * keep[:, None, None, :]
+    others = others / others.sum(-1, keepdim=True).clamp_min(1e-9)
+    new = others * (1 - covered[:, None]) + target[:, None]
+    return torch.where(rows.view(-1, 1, 1, 1), new, p)
+
+
+def _cross_attention(attn, x, context, tap: AttentionTap):
+    """The host's CrossAttention computed explicitly, recording (and optionally forcing) its maps."""
     b, n, _ = x.shape
     h, d = attn.heads, attn.dim_head
     q = attn.to_q(x).view(b, n, h, d).transpose(1, 2)
     k = attn.to_k(context).view(b, -1, h, d).transpose(1, 2)
     v = attn.to_v(context).view(b, -1, h, d).transpose(1, 2)
     p = (q @ k.transpose(-1, -2) * d ** -0.5).softmax(-1)
+    tap.probs.append(p.mean(1))
+    if tap.force is not None:
+        p = forced_probs(p, *tap.force)
     out = (p @ v).transpose(1, 2).reshape(b, n, h * d)
-    return attn.to_out(out), p.mean(1)
+    return attn.to_out(out)
 
 
 def _train_forward(self, x, context=None, transformer_options={}):
-    """Out-of-place BasicTransformerBlock forward (SD layout: self-attn, cross-attn, ff).
-
-    Cross-attention probabilities are appended to ``self._attn_sink`` for the supervision loss.
-    """
+    """Out-of-place BasicTransformerBlock forward (SD layout: self-attn, cross-attn, ff)."""
     x = self.attn1(self.norm1(x)) + x
-    out, probs = _cross_attention(self.attn2, self.norm2(x), context)
-    self._attn_sink.append(probs)
-    x = out + x
+    x = _cross_attention(self.attn2, self.norm2(x), context, self._attn_tap) + x
     n = self.ff(self.norm3(x))
     return n + x if self.is_res else n
 
 
-def make_trainable(unet) -> list:
-    """Give the training copy out-of-place block forwards; returns the list they record into."""
+def make_trainable(unet) -> AttentionTap:
+    """Give the training copy out-of-place block forwards; returns the tap they share."""
     import comfy.ldm.modules.attention as attention
-    sink: list = []
+    tap = AttentionTap()
     for m in unet.modules():
         if isinstance(m, attention.BasicTransformerBlock):
             assert not m.ff_in and not m.disable_self_attn and m.attn2 is not None
             m.forward = types.MethodType(_train_forward, m)
-            m._attn_sink = sink
-    return sink
+            m._attn_tap = tap
+    return tap
 
 
 MAX_OBJECTS = 2
@@ -152,7 +192,7 @@ def attention_loss(probs_list, masks: torch.Tensor, present: torch.Tensor) -> to
             inside = (a * ms).sum(-1) / a.sum(-1).clamp_min(eps)  # [b, 2]
             tok_loss = tok_loss + (((1 - inside) ** 2).mean(-1) * w[:, slot]).sum()
             both = a.sum(1).clamp(eps, 1 - eps)                    # [b, cells]
-            bce = torch.nn.functional.binary_cross_entropy(both, ms[:, 0], reduction="none").mean(-1)
+            bce = torch.nn.functional.binary_cross_entropy(both, FORCE_SHARE * ms[:, 0], reduction="none").mean(-1)
             pix_loss = pix_loss + (bce * w[:, slot]).sum()
         total = total + (tok_loss + pix_loss) / w.sum()
     return total / len(probs_list)
@@ -226,7 +266,7 @@ def train_unet(args) -> None:
         from safetensors.torch import load_file
         unet.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
         say("initialised from {}".format(args.init))
-    sink = make_trainable(unet)
+    tap = make_trainable(unet)
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     n_params = sum(p.numel() for p in unet.parameters())
     say("unet {} parameters".format(n_params))
@@ -252,11 +292,13 @@ def train_unet(args) -> None:
         eps = torch.randn(x0.shape, generator=gen)
         a = ac[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        sink.clear()
+        tap.clear()
+        if args.force > 0:
+            tap.force = (om, present, torch.rand(args.batch, generator=gen) < args.force)
         pred = unet(xt, t.float(), context=emb[c])
         diffusion = torch.nn.functional.mse_loss(pred, eps)
-        attn = attention_loss(sink, om, present)
-        sink.clear()
+        attn = attention_loss(tap.probs, om, present)
+        tap.clear()
         loss = diffusion + args.attn_weight * attn
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -369,6 +411,8 @@ def main(argv=None) -> None:
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--attn-weight", type=float, default=0.1,
                     help="unet: weight of the attention supervision loss (0 turns it off)")
+    ap.add_argument("--force", type=float, default=0.5,
+                    help="unet: share of samples whose object-word maps are replaced by the object masks")
     ap.add_argument("--init", default=None, help="unet: start from these weights (safetensors)")
     ap.add_argument("--crop", type=int, default=48, help="decoder: training crop in pixels (multiple of 8)")
     args = ap.parse_args(argv)
