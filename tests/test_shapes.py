@@ -69,3 +69,43 @@ def test_loader_node_gives_model_clip_vae(host, pack):
     ref = vae.encode(x, A, b) / vae.SD15_SCALE  # raw latent; the UNet sees raw * 0.18215
     assert lat.shape == (2, 4, 16, 16)
     assert (lat - ref).abs().max() < 0.01 * float(ref.abs().max())
+
+
+@pytest.mark.core
+def test_teacher_forced_maps_follow_the_masks():
+    from attention_motion.shapes import train
+    torch.manual_seed(0)
+    b, heads, g, tokens = 3, 2, 4, 10
+    p = torch.softmax(torch.randn(b, heads, g * g, tokens), -1)
+    masks = torch.zeros(b, train.MAX_OBJECTS, 16, 16)
+    masks[:, 0, :8, :8] = 1.0      # object 0: top-left quarter
+    masks[:, 1, 8:, 8:] = 1.0      # object 1: bottom-right quarter
+    present = torch.tensor([[True, True], [True, False], [True, True]])
+    rows = torch.tensor([True, True, False])
+    out = train.forced_probs(p, masks, present, rows)
+    assert torch.allclose(out.sum(-1), torch.ones(b, heads, g * g), atol=1e-6)
+    assert torch.equal(out[2], p[2])                               # rows not forced are untouched
+    c0, s0 = train.object_token_positions(0)
+    top_left = torch.tensor([y * g + x for y in range(2) for x in range(2)])
+    assert torch.allclose(out[0][:, top_left][..., [c0, s0]], torch.full((heads, 4, 2), train.FORCE_SHARE / 2))
+    outside = 3 * g + 0  # bottom-left cell: in neither object
+    assert torch.equal(out[0][:, outside][..., [c0, s0]], torch.zeros(heads, 2))
+    c1, s1 = train.object_token_positions(1)
+    assert torch.equal(out[1][..., [c1, s1]], p[1][..., [c1, s1]])  # absent object: its words untouched
+
+
+@pytest.mark.core
+def test_attention_loss_prefers_maps_inside_the_masks():
+    from attention_motion.shapes import train
+    g, tokens = 8, 12
+    masks = torch.zeros(1, train.MAX_OBJECTS, 16, 16)
+    masks[0, 0, 4:12, 2:8] = 1.0
+    present = torch.tensor([[True, False]])
+    m = torch.nn.functional.adaptive_avg_pool2d(masks, g).flatten(2)[0, 0]  # [cells]
+    good = torch.full((1, g * g, tokens), 1.0 / tokens)
+    c, s = train.object_token_positions(0)
+    good[0, :, [c, s]] = (m * train.FORCE_SHARE / 2).unsqueeze(-1)
+    good = good / good.sum(-1, keepdim=True)
+    flat = torch.full((1, g * g, tokens), 1.0 / tokens)
+    assert float(train.attention_loss([good], masks, present)) < 0.5 * float(train.attention_loss([flat], masks, present))
+    assert float(train.attention_loss([flat], masks, torch.zeros(1, 2, dtype=torch.bool))) == 0.0
