@@ -244,6 +244,7 @@ def register(name: str, batch):
 
 
 register("plain again (noise floor)", 1)(lambda b: lambda: (b.model, b.pos, b.latent(1)))
+register("plain again b2 (noise floor)", 2)(lambda b: lambda: (b.model, b.pos, b.latent(2)))
 register("capture", 1)(capture_case)
 
 
