@@ -8,7 +8,7 @@ from ..core.boxes import (SCHEDULE_KINDS, RegionSpec, WeightSchedule, box_masks,
                           parse_regions, parse_weight_list, regions_to_json)
 from ..core.grid import parse_levels
 from ..host.router import install
-from ..host.tokens import parse_word_list
+from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
 from .common import CATEGORY, STORE_TYPE, check_range
 
 MAX_WEIGHT = 2.0
@@ -22,6 +22,22 @@ def encode_region(clip, prompt: str) -> torch.Tensor:
     if isinstance(cond, (tuple, list)):
         cond = cond[0]
     return cond.reshape(-1, cond.shape[-1]).float().cpu()
+
+
+FUNCTION_WORDS = frozenset({"a", "an", "the", "and", "of", "with", "in", "on", "at", "to"})
+
+
+def region_word_tokens(clip, pt, description: str) -> list[int]:
+    """Positions in the global prompt of the description's content words (those the prompt has)."""
+    out: list[int] = []
+    for word in description.split():
+        if word.lower().strip(".,;:!?") in FUNCTION_WORDS:
+            continue
+        try:
+            out.extend(locate_words(clip, pt, [word], "RegionAttention", "prompt")[0])
+        except WordNotFoundError:
+            continue
+    return sorted(set(out))
 
 
 def build_schedule(node: str, schedule: str, weight: float, weight_end: float, weight_list: str) -> WeightSchedule:
@@ -52,7 +68,10 @@ class RegionAttention:
         "region the cross-attention output moves from the global prompt (the sampler's positive "
         "conditioning) towards attention to the region's description by the step's weight; outside every "
         "region only the global prompt acts. Overlapping regions are averaged. The negative prompt is not "
-        "changed. Stacks with the other attention nodes."
+        "changed. Optional 'prompt' (the same global prompt): its tokens for each region's words are also "
+        "given the object's footprint in the box (a disc at its centre), by 'confine' times the step's weight; "
+        "on models that draw objects where their words' maps are this is what places them (use a decaying "
+        "schedule). Stacks with the other attention nodes."
     )
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL",)
@@ -75,11 +94,13 @@ class RegionAttention:
             },
             "optional": {
                 "mask": ("MASK",),
+                "prompt": ("STRING", {"multiline": True, "default": ""}),
+                "confine": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05}),
             },
         }
 
     def patch(self, model, clip, regions, schedule="constant", weight=1.0, weight_end=0.0, weight_list="",
-              resolutions="all", frames=0, mask=None):
+              resolutions="all", frames=0, mask=None, prompt="", confine=1.0):
         node = "RegionAttention"
         try:
             specs = parse_regions(regions)
@@ -95,11 +116,16 @@ class RegionAttention:
         if isinstance(frames, bool) or not isinstance(frames, int) or not 0 <= frames <= MAX_FRAMES:
             raise ValueError(f"{node}: input 'frames' is {frames!r}; use 0 (spread box paths over the batch) "
                              f"or the number of frames (1 to {MAX_FRAMES}).")
+        check_range(node, "confine", confine, 0.0, 1.0)
         built = [self._region(node, clip, s, mask) for s in specs]
+        if (prompt or "").strip():
+            pt = tokenize_prompt(clip, prompt)
+            for r in built:
+                r.prompt_tokens = region_word_tokens(clip, pt, r.prompt)
         widths = {r.tokens.shape[-1] for r in built}
         if len(widths) != 1:
             raise ValueError(f"{node}: the regions encode to different widths {sorted(widths)}; use one CLIP.")
-        return (install(model, RegionController(built, sched, levels, frames), node),)
+        return (install(model, RegionController(built, sched, levels, frames, float(confine)), node),)
 
     @staticmethod
     def _region(node: str, clip, spec: RegionSpec, mask) -> Region:

@@ -254,6 +254,16 @@ def shift_case(b: Bench):
                     b.pos, b.latent(1))
 
 
+REGIONS = ('[{"prompt": "a red circle", "box": [0.0, 0.2, 0.5, 0.6]},'
+           ' {"prompt": "a blue square", "box": [0.5, 0.2, 0.5, 0.6]}]')
+
+
+@register("region attention (2 boxes, prompt placed)", 1)
+def region_case(b: Bench):
+    return lambda: (call_node("RegionAttention", model=b.model, clip=b.clip, regions=REGIONS, schedule="linear",
+                              weight=1.0, weight_end=0.3, prompt=b.prompt)[0], b.pos, b.latent(1))
+
+
 def _p2p(b: Bench, mode: str, target: str, blend: bool = False, source_pass: str = "exact"):
     def make():
         model, cond, latent = call_node("P2PReplace", model=b.model, clip=b.clip, source_prompt=b.prompt,

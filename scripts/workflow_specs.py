@@ -324,7 +324,8 @@ region_attention = Workflow(
     SD15,
     _base(REGION_PROMPT) + [
         Node(5, "RegionAttention", 1, {"regions": REGION_BOXES, "schedule": "linear", "weight": 1.0,
-                                       "weight_end": 0.3, "weight_list": "", "resolutions": "all", "frames": 0},
+                                       "weight_end": 0.3, "weight_list": "", "resolutions": "all", "frames": 0,
+                                       "prompt": REGION_PROMPT, "confine": 1.0},
              {"model": (1, 0), "clip": (1, 1)}),
         _sampler(6, 2, (1, 0), (4, 0)),
         _sampler(9, 2, (5, 0), (4, 0)),
@@ -340,6 +341,9 @@ optional MASK input) instead of 'box'; 'weight' scales one region.
 constant, linear or cosine from 'weight' (first step) to 'weight_end' (last step), or 'list' (one
 value per step in weight_list). Early steps decide the layout.
 - Outside every box only the global prompt (the Positive prompt) acts; overlapping boxes are averaged.
+- prompt: the same global prompt; its words named by a region are also placed in that region's box
+(a disc at its centre, 'confine' times the step's weight). This is what moves objects on models that
+draw them where their words' attention is; empty turns it off. Draw the boxes on the node.
 
 The two samplers share the seed: the top image is the plain generation, the bottom one the regions.
 """),

@@ -277,3 +277,29 @@ def test_regions_from_attention_store(host):
     # the JSON feeds RegionAttention directly
     from attention_motion.core.boxes import parse_regions
     assert len(parse_regions(text)) == 2
+
+
+@pytest.mark.parametrize("arch", ["sd15", "sdxl"])
+def test_prompt_words_are_placed_in_their_boxes(host, tiny_sd15, tiny_sdxl, arch):
+    """With 'prompt', the global prompt's tokens of each region's words get the region's footprint:
+    captured maps of those words concentrate in their boxes; weight 0 is still the plain model."""
+    from attention_motion.core.maps import map_centroids
+    from attention_motion.host.tokens import tokenize_prompt
+    model, clip = (tiny_sd15[0], tiny_sd15[1]) if arch == "sd15" else tiny_sdxl
+    placed = _regions(host, model, clip, prompt=PROMPT, confine=1.0)
+    ctrl = _region_controller(placed)
+    pt = tokenize_prompt(clip, PROMPT)
+    pos = {w: p for w, p in zip(pt.words, pt.word_positions)}
+    assert ctrl.regions[0].prompt_tokens == sorted(pos["red"] + pos["circle"])
+    assert ctrl.regions[1].prompt_tokens == sorted(pos["blue"] + pos["square"])
+    capture = _node(host, "AttentionCapture")
+    captured, store = capture.capture(placed, clip, PROMPT, "circle, square", 0.0, 1.0, "all")
+    _sample(captured, clip, steps=3)
+    c = map_centroids(store.maps()[0])  # [words, 2]: circle's box centre (0.25, 0.5), square's (0.75, 0.25)
+    assert abs(float(c[0, 0]) - 0.25) < 0.08 and abs(float(c[0, 1]) - 0.5) < 0.08, c
+    assert abs(float(c[1, 0]) - 0.75) < 0.08 and abs(float(c[1, 1]) - 0.25) < 0.08, c
+    plain = _sample(model, clip)
+    zero = _sample(_regions(host, model, clip, weight=0.0, prompt=PROMPT), clip)
+    assert (zero - plain).abs().max().item() <= 1e-5
+    with pytest.raises(ValueError, match="RegionAttention: input 'confine'"):
+        _regions(host, model, clip, prompt=PROMPT, confine=1.5)

@@ -143,3 +143,36 @@ def test_attend_matches_explicit_softmax():
     qh, kh, vh = (t.reshape(2, -1, heads, d).transpose(1, 2) for t in (q, k, v))
     ref = (torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(d), -1) @ vh).transpose(1, 2).reshape(2, 5, 8)
     assert torch.allclose(attend(q, k, v, heads), ref, atol=1e-5)
+
+
+def test_footprints_are_discs_centred_in_their_boxes():
+    from attention_motion.controllers.region import FOOTPRINT, footprints
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 1.0], [0.5, 0.25, 0.5, 0.5]])
+    f = footprints(boxes, (16, 16)).reshape(2, 16, 16)
+    assert f.min() >= 0 and f.max() <= 1
+    ys, xs = torch.meshgrid(torch.arange(16) + 0.5, torch.arange(16) + 0.5, indexing="ij")
+    for i, (cx, cy) in enumerate(((0.25, 0.5), (0.75, 0.5))):
+        m = f[i]
+        assert abs(float((m * xs).sum() / m.sum()) / 16 - cx) < 1e-3
+        assert abs(float((m * ys).sum() / m.sum()) / 16 - cy) < 1e-3
+        inside = ((xs / 16 - cx) ** 2 + (ys / 16 - cy) ** 2).sqrt() <= FOOTPRINT * 0.5 - 1 / 16
+        assert torch.all(m[inside] == 1)
+    assert float(f[1].reshape(16, 16)[:, :8].sum()) == 0  # nothing outside its box
+
+
+def test_place_words_moves_maps_and_keeps_rows_normalised():
+    from attention_motion.controllers.region import place_words
+    torch.manual_seed(0)
+    probs = torch.softmax(torch.randn(2, 3, 16, 8), -1)
+    target = torch.zeros(2, 16)
+    target[:, :4] = 0.45
+    out = place_words(probs, {2: target, 3: target}, 1.0)
+    assert torch.allclose(out.sum(-1), torch.ones(2, 3, 16), atol=1e-6)
+    assert torch.allclose(out[:, :, :, 2], target.unsqueeze(1).expand(2, 3, 16), atol=1e-6)
+    assert torch.equal(out[:, :, 4:, 2], torch.zeros(2, 3, 12))  # the words leave cells outside the footprint
+    ratio = out[..., 5] / out[..., 0]  # the other tokens keep their proportions
+    assert torch.allclose(ratio, probs[..., 5] / probs[..., 0], rtol=1e-4)
+    half = place_words(probs, {2: target, 3: target}, 0.5)
+    assert torch.allclose(half, (probs + out) / 2, atol=1e-6)
+    assert torch.equal(place_words(probs, {2: target}, 0.0), probs)
+    assert torch.equal(place_words(probs, {9: target}, 1.0), probs)  # a token past the context is ignored
