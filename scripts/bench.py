@@ -258,7 +258,7 @@ REGIONS = ('[{"prompt": "a red circle", "box": [0.0, 0.2, 0.5, 0.6]},'
            ' {"prompt": "a blue square", "box": [0.5, 0.2, 0.5, 0.6]}]')
 
 
-@register("region attention (2 boxes, prompt placed)", 1)
+@register("region attention 2 boxes + prompt", 1)
 def region_case(b: Bench):
     return lambda: (call_node("RegionAttention", model=b.model, clip=b.clip, regions=REGIONS, schedule="linear",
                               weight=1.0, weight_end=0.3, prompt=b.prompt)[0], b.pos, b.latent(1))
