@@ -1,7 +1,9 @@
 """Temporal consistency of frames sampled as one batch (after Text2Video-Zero).
 
 * :class:`CrossFrameController`: every frame's self-attention takes its keys and values from an
-  anchor frame (row 0), or from the anchor and the previous frame concatenated. The host's
+  anchor frame (row 0), or from the anchor and the previous frame concatenated. With the
+  ``pairs`` layout (TokenShift's LATENT: source rows, then their moved copies) each moved row's
+  anchor is its own source row. The host's
   optimised attention does the work; no N x N map is formed.
 * :class:`BackgroundLock`: after each step, outside the moving words' region (where the object
   is in the anchor and where it goes), a frame's x0 prediction is pulled towards the anchor's.
@@ -18,21 +20,28 @@ from ..core.maps import MapAccumulator, normalize, word_maps
 from ..core.shift import shift_maps
 
 CROSS_FRAME_MODES = ("anchor", "anchor+previous", "off")
+LAYOUTS = ("frames", "pairs")
 
 
 class CrossFrameController(Controller):
     """Self-attention K/V of every row from the anchor row (and the previous row)."""
 
     def __init__(self, mode: str = "anchor", own_window: tuple[float, float] | None = None,
-                 moving_rows: frozenset[int] = frozenset()):
+                 moving_rows: frozenset[int] = frozenset(), layout: str = "frames"):
         """``own_window``: a progress window in which ``moving_rows`` attend to their own K/V as
         well as the anchor's, so the anchor's layout does not hold a moving object in place while
-        the layout forms."""
+        the layout forms. ``layout`` ``pairs``: the second half of the rows are the moving rows,
+        each anchored to the row half a batch before it (``moving_rows`` is ignored)."""
         if mode not in CROSS_FRAME_MODES:
             raise ValueError(f"cross-frame mode must be one of {CROSS_FRAME_MODES}, got {mode!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if layout == "pairs" and mode == "anchor+previous":
+            raise ValueError("the pairs layout has no previous frame; use mode 'anchor'")
         self.mode = mode
         self.own_window = own_window
         self.moving_rows = frozenset(moving_rows)
+        self.layout = layout
 
     def __deepcopy__(self, memo):
         return self
@@ -41,7 +50,7 @@ class CrossFrameController(Controller):
         return self.mode != "off" and call.rows > 1
 
     def _in_window(self, call: AttnCall) -> bool:
-        if self.own_window is None or not self.moving_rows:
+        if self.own_window is None or (self.layout == "frames" and not self.moving_rows):
             return False
         lo, hi = self.own_window
         return lo - 1e-9 <= call.run.progress <= hi + 1e-9
@@ -53,6 +62,11 @@ class CrossFrameController(Controller):
         anchor row, which only ever sees itself, pads to the common count exactly.
         """
         own = self._in_window(call)
+        if self.layout == "pairs":
+            half = call.rows // 2
+            if own:
+                return [[r, r] if r < half else [r, r - half] for r in range(call.rows)]
+            return [[r] if r < half else [r - half] for r in range(call.rows)]
         out = []
         for r in range(call.rows):
             src = [0] if self.mode == "anchor" else [0, max(r - 1, 0)]

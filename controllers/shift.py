@@ -9,7 +9,11 @@ holds a shift per latent row and word, and a *reference* saying whose map each r
   first step the controller acts in that layer) plus the requested offset: the shift applied is
   ``home + offset - current centroid``;
 * ``anchor``: row r takes row 0's map shifted by its offset (the *variation* schedule);
-* ``previous``: row r takes row r-1's map shifted by one path step (the *incremental* schedule).
+* ``previous``: row r takes row r-1's map shifted by one path step (the *incremental* schedule);
+* ``pairs``: the batch is source rows then as many moved rows (TokenShift's LATENT); moved row
+  ``half + i`` takes source row i's map shifted by its offset, source rows are left alone. The
+  source rows follow their own unedited trajectory, so the moved row's object lands exactly at
+  the offset (``own`` has only a blurry first-step map to measure from).
 
 Row r never reads rows after it, so a batch computes exactly what a frame-by-frame run that
 replays the previous frame's maps would.
@@ -29,7 +33,7 @@ from ..core.controller import AttnCall, Controller
 from ..core.maps import map_centroids, normalize, word_maps
 from ..core.shift import shift_maps, shift_tokens
 
-REFERENCES = ("own", "anchor", "previous")
+REFERENCES = ("own", "anchor", "previous", "pairs")
 SELF_MODES = ("free", "shift")
 
 
@@ -46,9 +50,11 @@ class ShiftController(Controller):
         reference: str = "own",
         self_mode: str = "free",
         mask_threshold: float = 0.3,
+        node: str = "ShiftController",
     ):
         """``shifts`` is ``[rows, words, 2]`` (dx, dy as fractions of width/height); a table with
-        fewer rows than the batch repeats its last row."""
+        fewer rows than the batch repeats its last row. With ``pairs`` it has two rows: the source
+        rows' shift (zero) and the moved rows' shift. ``node`` names the node in errors."""
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         if self_mode not in SELF_MODES:
@@ -64,6 +70,7 @@ class ShiftController(Controller):
         self.reference = reference
         self.self_mode = self_mode
         self.mask_threshold = mask_threshold
+        self.node = node
         self.runs = 0
         self._last_maps: dict[int, torch.Tensor] = {}  # level -> reference maps [rows, words, h, w]
         self._home: dict[tuple, torch.Tensor] = {}  # layer key -> home centroids [rows, words, 2]
@@ -79,29 +86,41 @@ class ShiftController(Controller):
         self._last_held = {}
 
     # -- helpers ---------------------------------------------------------------------------
-    def shift_of(self, row: int, word: int) -> tuple[float, float]:
-        r = min(row, self.shifts.shape[0] - 1)
-        dx, dy = self.shifts[r, word].tolist()
+    def _table_row(self, row: int, rows: int) -> int:
+        if self.reference == "pairs":
+            return 0 if row < rows // 2 else min(1, self.shifts.shape[0] - 1)
+        return min(row, self.shifts.shape[0] - 1)
+
+    def shift_of(self, row: int, word: int, rows: int) -> tuple[float, float]:
+        dx, dy = self.shifts[self._table_row(row, rows), word].tolist()
         return dx, dy
 
-    def source_row(self, row: int) -> int:
+    def source_row(self, row: int, rows: int) -> int:
         if self.reference == "anchor":
             return 0
         if self.reference == "previous":
             return max(row - 1, 0)
+        if self.reference == "pairs" and row >= rows // 2:
+            return row - rows // 2
         return row
+
+    def _check_rows(self, rows: int) -> None:
+        if self.reference == "pairs" and rows % 2:
+            raise ValueError(
+                f"{self.node}: the sampled latent has {rows} row(s), but 'reference' is 'source row', which "
+                f"needs the node's own LATENT output (source rows, then their moved copies). Connect "
+                f"{self.node}'s 'latent' output to the sampler, or set 'reference' to 'none'.")
 
     def _active(self, call: AttnCall) -> bool:
         lo, hi = self.window
         in_window = lo - 1e-9 <= call.run.progress <= hi + 1e-9
         return call.is_cond and in_window and (self.levels is None or call.level in self.levels)
 
-    def _moves(self, row: int) -> bool:
+    def _moves(self, row: int, rows: int) -> bool:
         """True when the row's map differs from its own unedited map."""
-        if self.source_row(row) != row:
+        if self.source_row(row, rows) != row:
             return True
-        r = min(row, self.shifts.shape[0] - 1)
-        return bool(self.shifts[r].abs().sum() > 0)
+        return bool(self.shifts[self._table_row(row, rows)].abs().sum() > 0)
 
     # -- cross-attention ---------------------------------------------------------------------
     def wants_cross(self, call: AttnCall) -> bool:
@@ -113,23 +132,24 @@ class ShiftController(Controller):
         home = self._home.setdefault(call.key, now)
         if home.shape != now.shape:
             home = self._home[call.key] = now
-        rows = torch.arange(call.rows).clamp(max=self.shifts.shape[0] - 1)
-        return self.shifts[rows].to(now) + (home - now)
+        table = torch.tensor([self._table_row(r, call.rows) for r in range(call.rows)])
+        return self.shifts[table].to(now) + (home - now)
 
     def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
+        self._check_rows(call.rows)
         t = probs.shape[-1]
         raw = probs
         out = probs.clone()
         held = self._held_offsets(call, raw) if self.reference == "own" else None
         for r in range(call.rows):
-            if not self._moves(r):
+            if not self._moves(r, call.rows):
                 continue
-            src = self.source_row(r)
+            src = self.source_row(r, call.rows)
             for w, group in enumerate(self.groups):
                 cols = [j for j in group if j < t]
                 if not cols:
                     continue
-                dx, dy = self.shift_of(r, w) if held is None else held[r, w].tolist()
+                dx, dy = self.shift_of(r, w, call.rows) if held is None else held[r, w].tolist()
                 sub = raw[src][..., cols]  # [heads, N, tokens]
                 out[r][..., cols] = shift_tokens(sub, call.grid, dx, dy, self.fill)
             call.edited.add(r)
@@ -152,11 +172,11 @@ class ShiftController(Controller):
         orig = (q, k, v)
         q, k, v = q.clone(), k.clone(), v.clone()
         for r in range(call.rows):
-            if not self._moves(r):
+            if not self._moves(r, call.rows):
                 continue
-            s = self.source_row(r)
+            s = self.source_row(r, call.rows)
             for w in range(len(self.groups)):
-                dx, dy = self.shift_of(r, w) if held is None else held[r, w].tolist()
+                dx, dy = self.shift_of(r, w, call.rows) if held is None else held[r, w].tolist()
                 dest = shift_maps(src_masks[s, w], dx, dy, "zero").reshape(-1, 1).to(q.dtype)
                 if float(dest.sum()) == 0:
                     continue

@@ -34,19 +34,57 @@ def _choice(node: str, name: str, value: str, valid) -> str:
     return value
 
 
+REFERENCES = ("source row", "none")
+MAX_BATCH = 64
+
+
+def _check_size(node: str, width: int, height: int) -> None:
+    for name, value in (("width", width), ("height", height)):
+        if value < 8 or value % 8:
+            raise ValueError(f"{node}: input '{name}' is {value}; use a multiple of 8 of at least 8 pixels.")
+
+
+def _empty_latent(node: str, width: int, height: int, batch_size: int) -> dict:
+    _check_size(node, width, height)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"{node}: input 'batch_size' is {batch_size!r}; use 1 to {MAX_BATCH}.")
+    return {"samples": torch.zeros(batch_size, 4, height // 8, width // 8)}
+
+
+def paired_latent(latent: dict, node: str = "TokenShift") -> dict:
+    """The rows of ``latent`` twice: source rows, then their copies to move, each copy sharing its
+    source's initial noise (``batch_index``) and noise mask."""
+    samples = latent.get("samples") if isinstance(latent, dict) else None
+    if not isinstance(samples, torch.Tensor) or samples.dim() != 4:
+        raise ValueError(f"{node}: input 'latent' is not a LATENT with 'samples' [batch, channels, height, width].")
+    rows = samples.shape[0]
+    index = list(latent.get("batch_index") or range(rows))
+    out = dict(latent, samples=torch.cat([samples, samples]), batch_index=index + index)
+    mask = latent.get("noise_mask")
+    if isinstance(mask, torch.Tensor) and mask.dim() >= 3 and mask.shape[0] == rows and rows > 1:
+        out["noise_mask"] = torch.cat([mask, mask])
+    return out
+
+
 class TokenShift:
     """Move the objects of chosen words by shifting their cross-attention maps."""
 
     DESCRIPTION = (
         "Moves the objects named by 'words' by (dx, dy), fractions of the image width and height "
         "(+x right, +y down), by shifting those words' cross-attention maps in the conditional branch "
-        "during the step window [start, end] (early steps decide the layout). Each map is held at its "
-        "first-step centroid plus (dx, dy), so the shift does not compound over the window. Vacated cells fill with "
-        "zeros or the edge value, never wrap. Stacks with other attention nodes."
+        "during the step window [start, end] (early steps decide the layout). Vacated cells fill with "
+        "zeros or the edge value, never wrap. reference 'source row' (default): sample the node's LATENT "
+        "(made from 'latent' if connected, else width x height x batch_size): it holds each image twice, "
+        "the unedited source rows first, then the moved rows, which take their source's maps shifted "
+        "and its self-attention keys, so the object lands at the offset and the rest stays as the "
+        "source. Pick the moved rows with 'Latent From Batch' (batch_index = batch_size). "
+        "reference 'none': every row of any latent shifts its own map, held at its first-step "
+        "centroid plus the offset (cheaper, one row per image, but the move is approximate). "
+        "Stacks with other attention nodes."
     )
     CATEGORY = CATEGORY
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
+    RETURN_TYPES = ("MODEL", "LATENT")
+    RETURN_NAMES = ("model", "latent")
     FUNCTION = "patch"
 
     @classmethod
@@ -64,10 +102,18 @@ class TokenShift:
                 "resolutions": ("STRING", {"default": "all"}),
                 "fill": (list(FILLS),),
                 "self_attention": (list(SELF_MODES),),
-            }
+            },
+            "optional": {
+                "reference": (list(REFERENCES),),
+                "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+                "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+                "batch_size": ("INT", {"default": 1, "min": 1, "max": MAX_BATCH}),
+                "latent": ("LATENT",),
+            },
         }
 
-    def patch(self, model, clip, prompt, words, dx, dy, start, end, resolutions, fill="zero", self_attention="free"):
+    def patch(self, model, clip, prompt, words, dx, dy, start, end, resolutions, fill="zero", self_attention="free",
+              reference="source row", width=512, height=512, batch_size=1, latent=None):
         node = "TokenShift"
         check_range(node, "dx", dx, -1.0, 1.0)
         check_range(node, "dy", dy, -1.0, 1.0)
@@ -75,10 +121,22 @@ class TokenShift:
         levels = _levels(node, resolutions)
         _choice(node, "fill", fill, FILLS)
         _choice(node, "self_attention", self_attention, SELF_MODES)
+        _choice(node, "reference", reference, REFERENCES)
+        base = latent if latent is not None else _empty_latent(node, width, height, batch_size)
         entries, groups = _words(node, clip, prompt, words)
-        shifts = torch.tensor([[[float(dx), float(dy)]] * len(groups)])
-        ctrl = ShiftController(groups, shifts, window, levels, fill, reference="own", self_mode=self_attention)
-        return (install(model, ctrl, node),)
+        offset = [[float(dx), float(dy)]] * len(groups)
+        if reference == "none":
+            ctrl = ShiftController(groups, torch.tensor([offset]), window, levels, fill, reference="own",
+                                   self_mode=self_attention, node=node)
+            return (install(model, ctrl, node), base)
+        out = paired_latent(base, node)
+        shifts = torch.tensor([[[0.0, 0.0]] * len(groups), offset])
+        ctrl = ShiftController(groups, shifts, window, levels, fill, reference="pairs", self_mode=self_attention,
+                               node=node)
+        m = install(model, ctrl, node)
+        own = window if self_attention == "free" else None
+        m = install(m, CrossFrameController("anchor", own, layout="pairs"), node)
+        return (m, out)
 
 
 class FrameSequence:
@@ -132,9 +190,7 @@ class FrameSequence:
         node = "FrameSequence"
         if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= MAX_FRAMES:
             raise ValueError(f"{node}: input 'frames' is {frames!r}; a clip needs 1 to {MAX_FRAMES} frames.")
-        for name, value in (("width", width), ("height", height)):
-            if value < 8 or value % 8:
-                raise ValueError(f"{node}: input '{name}' is {value}; use a multiple of 8 of at least 8 pixels.")
+        _check_size(node, width, height)
         check_range(node, "dx", dx, -1.0, 1.0)
         check_range(node, "dy", dy, -1.0, 1.0)
         check_range(node, "background_lock", background_lock, 0.0, 1.0)

@@ -114,17 +114,18 @@ SHIFT_PROMPT = "a photo of a red apple on a wooden table"
 
 token_shift = Workflow(
     "token_shift",
-    "Moves one object of the prompt: the same seed sampled plainly and with the apple's attention "
-    "shifted a quarter of the width to the right.",
+    "Moves one object of the prompt: one KSampler run gives the plain generation of the seed and "
+    "the same image with the apple's attention shifted a quarter of the width to the right.",
     SD15,
-    _base(SHIFT_PROMPT) + [
+    _base(SHIFT_PROMPT)[:3] + [
         Node(5, "TokenShift", 1, {"prompt": SHIFT_PROMPT, "words": "apple", "dx": 0.25, "dy": 0.0, "start": 0.0,
-                                  "end": 0.4, "resolutions": "all", "fill": "zero", "self_attention": "free"},
+                                  "end": 0.4, "resolutions": "all", "fill": "zero", "self_attention": "free",
+                                  "reference": "source row", "width": 512, "height": 512, "batch_size": 1},
              {"model": (1, 0), "clip": (1, 1)}),
-        _sampler(6, 2, (1, 0), (4, 0)),
-        _sampler(9, 2, (5, 0), (4, 0)),
-        *_decode_save(7, 3, (6, 0), "attention_motion/shift_plain"),
-        *_decode_save(10, 3, (9, 0), "attention_motion/shift_moved"),
+        _sampler(9, 2, (5, 0), (5, 1)),
+        Node(11, "LatentFromBatch", 3, {"batch_index": 1, "length": 1}, {"samples": (9, 0)}, title="Moved row"),
+        *_decode_save(7, 3, (9, 0), "attention_motion/shift_source_and_moved"),
+        *_decode_save(12, 4, (11, 0), "attention_motion/shift_moved"),
         note(20, 0, """
 Token Shift moves the objects named by 'words' by shifting their cross-attention maps.
 
@@ -134,8 +135,14 @@ Token Shift moves the objects named by 'words' by shifting their cross-attention
 layout, so a short window (0 to 0.4) moves the object and leaves its details free.
 - fill: what the vacated cells get (zero or the edge value).
 - self_attention: 'free' leaves self-attention alone; 'shift' moves the object's self-attention too.
+- reference 'source row': sample Token Shift's LATENT (width x height x batch_size, or the
+'latent' input if connected). It holds every image twice with one initial noise: the plain
+generation first, then the moved copy, which follows the source's maps shifted by (dx, dy), so
+the object lands where asked and the rest stays. 'none': any latent, one row per image, but the
+move is approximate.
 
-The two samplers share the seed: the top image is the plain generation, the bottom one the moved apple.
+The first image saved is the plain generation of the seed, the second the moved apple; 'Moved
+row' (Latent From Batch, batch_index = batch_size) picks the moved images alone.
 """),
     ],
 )
@@ -260,7 +267,8 @@ p2p_shift_stack = Workflow(
                                   "source_pass": "batched"},
              {"model": (1, 0), "clip": (1, 1)}),
         Node(6, "TokenShift", 2, {"prompt": STACK_SOURCE, "words": "cat", "dx": -0.2, "dy": 0.0, "start": 0.0,
-                                  "end": 0.4, "resolutions": "all", "fill": "zero", "self_attention": "free"},
+                                  "end": 0.4, "resolutions": "all", "fill": "zero", "self_attention": "free",
+                                  "reference": "none"},
              {"model": (5, 0), "clip": (1, 1)}),
         _sampler(7, 3, (6, 0), (5, 2), positive=(5, 1)),
         *_decode_save(8, 4, (7, 0), "attention_motion/p2p_shift_stack"),
@@ -270,7 +278,8 @@ of P2P Replace moves the object in the source row and in the edited row alike.
 
 - Token Shift's prompt is the P2P source prompt; its word 'cat' sits at the same token position
 as 'dog' in the target row (a one-for-one swap), so both animals move.
-- Sample with Token Shift's MODEL and P2P Replace's positive and LATENT.
+- Sample with Token Shift's MODEL and P2P Replace's positive and LATENT; Token Shift's reference
+is 'none' (each row shifts its own maps) because P2P Replace makes the LATENT here.
 - P2P Replace's source_pass is 'batched' so the source row goes through Token Shift too; with
 'exact' the source row is evaluated alone, as a plain (unshifted) generation.
 """),

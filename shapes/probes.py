@@ -57,10 +57,16 @@ def background_mask(objs_masks: List[torch.Tensor], dilate: int = 6) -> torch.Te
     return m == 0
 
 
-def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle", seed=0, dx=0.25,
-                end=0.5, steps=STEPS, cfg=CFG) -> Dict:
-    """Shift toward the image centre by |dx|; returns requested and measured shift (fractions)."""
+def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle", seed=0, dx=0.25, dy=0.0,
+                end=0.5, steps=STEPS, cfg=CFG, reference="source row") -> Dict:
+    """Shift toward the image centre by |dx|, |dy|; returns requested and measured shift (fractions).
+
+    The measured shift is the moved image's object centroid minus the plain generation's (the
+    plain KSampler run of the prompt and seed); ``source_diff`` is how far TokenShift's source
+    row is from that plain image (max abs pixel difference).
+    """
     colour = prompt.split()[1]
+    import nodes as host_nodes
     with torch.inference_mode():
         neg = q.encode(clip, "")
         pos = q.encode(clip, prompt)
@@ -68,18 +74,24 @@ def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle"
         o0 = _main_object(base, colour)
         if o0 is None:
             return {"seed": seed, "ok": False}
-        sdx = dx if o0["cx"] < 64 else -dx
-        m2 = _call(_node(pack, "TokenShift"), model=model, clip=clip, prompt=prompt, words=word, dx=sdx, dy=0.0,
-                   start=0.0, end=end, resolutions="all")[0]
-        moved = q.decode(vae, q.ksample(m2, pos, neg, seed, steps, cfg))[0]
+        sdx = dx if o0["cx"] < base.shape[-1] / 2 else -dx
+        sdy = dy if o0["cy"] < base.shape[-2] / 2 else -dy
+        m2, lat = _call(_node(pack, "TokenShift"), model=model, clip=clip, prompt=prompt, words=word, dx=sdx, dy=sdy,
+                        start=0.0, end=end, resolutions="all", reference=reference, width=base.shape[-1],
+                        height=base.shape[-2], batch_size=1)
+        out = host_nodes.common_ksampler(m2, seed, steps, cfg, "euler", "normal", pos, neg, lat)[0]["samples"]
+        imgs = q.decode(vae, out)
+    moved = imgs[-1]
+    res = {"seed": seed, "requested": sdx, "requested_dy": sdy, "rows": int(imgs.shape[0]),
+           "source_diff": float((imgs[0] - base).abs().max()) if imgs.shape[0] > 1 else None}
     o1 = _main_object(moved, colour)
     if o1 is None:
-        return {"seed": seed, "ok": False, "requested": sdx}
+        return dict(res, ok=False)
     got = (o1["cx"] - o0["cx"]) / base.shape[-1]
     goty = (o1["cy"] - o0["cy"]) / base.shape[-2]
-    return {"seed": seed, "ok": True, "requested": sdx, "measured": got, "measured_dy": goty,
-            "error": abs(got - sdx), "shape_kept": o1["shape"] == o0["shape"],
-            "images": (base, moved)}
+    bg = background_mask([o0["mask"], o1["mask"]])
+    return dict(res, ok=True, measured=got, measured_dy=goty, error=max(abs(got - sdx), abs(goty - sdy)),
+                shape_kept=o1["shape"] == o0["shape"], bg_psnr=psnr(base, moved, bg), images=(base, moved))
 
 
 def p2p_colour(pack, model, clip, vae, source="a red square", target="a blue square", seed=0,
@@ -200,11 +212,12 @@ def main(argv=None) -> None:
         print(json.dumps(r, indent=1))
         return
     out = {"token_shift": [], "p2p": [], "frames": [], "local_blend": []}
-    for s in range(6):
-        r = token_shift(pack, model, clip, vae, seed=s)
-        r.pop("images", None)
-        out["token_shift"].append(r)
-        print("token_shift", r, flush=True)
+    for reference in ("source row", "none"):
+        for s in range(6):
+            r = token_shift(pack, model, clip, vae, seed=s, reference=reference)
+            r.pop("images", None)
+            out["token_shift"].append(dict(r, reference=reference))
+            print("token_shift", reference, r, flush=True)
     for s in range(4):
         r = p2p_colour(pack, model, clip, vae, seed=s)
         r.pop("images", None)

@@ -1,4 +1,8 @@
-"""TokenShift: shifted maps land where asked, zero shift is the identity, errors are clear."""
+"""TokenShift: shifted maps land where asked, zero shift is the identity, errors are clear.
+
+Two references: 'none' (each row shifts its own maps; tested against a separate plain run) and
+'source row' (the node's LATENT holds source rows then moved rows; tested within one run).
+"""
 import pytest
 import torch
 
@@ -60,7 +64,7 @@ def test_centroid_moves_by_the_requested_shift_at_every_level(arch, dx, dy, tiny
     model, clip = (tiny_sd15[:2] if arch == "sd15" else tiny_sdxl)
     blob = install(model, BlobMaps(_tokens(clip, "apple"), cx=0.45, cy=0.45), "test")
     before = _capture_levels(blob, clip)
-    shifted = TokenShift().patch(blob, clip, PROMPT, "apple", dx, dy, 0.0, 0.4, "all", "zero", "free")[0]
+    shifted = TokenShift().patch(blob, clip, PROMPT, "apple", dx, dy, 0.0, 0.4, "all", "zero", "free", "none")[0]
     after = _capture_levels(shifted, clip)
     assert before.keys() == after.keys() and len(before) >= (2 if arch == "sd15" else 1)
     for level, maps in before.items():
@@ -73,7 +77,7 @@ def test_centroid_moves_by_the_requested_shift_at_every_level(arch, dx, dy, tiny
 def test_shift_applies_only_inside_the_window_and_levels(tiny_sd15):
     model, clip, _ = tiny_sd15
     blob = install(model, BlobMaps(_tokens(clip, "apple")), "test")
-    shifted = TokenShift().patch(blob, clip, PROMPT, "apple", 0.3, 0.0, 0.0, 0.4, "1/2", "zero", "free")[0]
+    shifted = TokenShift().patch(blob, clip, PROMPT, "apple", 0.3, 0.0, 0.0, 0.4, "1/2", "zero", "free", "none")[0]
     before, after = _capture_levels(blob, clip), _capture_levels(shifted, clip)
     assert torch.allclose(before[0], after[0])  # level 0 (full latent grid) is not in "1/2"
     assert not torch.allclose(before[1], after[1])
@@ -85,9 +89,10 @@ def test_zero_shift_is_the_identity(tiny_sd15, self_attention):
     pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
     lat = harness.empty_latent(128, 128, 1)
     plain = harness.ksample(model, pos, neg, lat, seed=4, steps=4)
-    m = TokenShift().patch(model, clip, PROMPT, "apple", 0.0, 0.0, 0.0, 1.0, "all", "zero", self_attention)[0]
+    m = TokenShift().patch(model, clip, PROMPT, "apple", 0.0, 0.0, 0.0, 1.0, "all", "zero", self_attention, "none")[0]
     assert torch.equal(harness.ksample(m, pos, neg, lat, seed=4, steps=4), plain)
-    moved = TokenShift().patch(model, clip, PROMPT, "apple", 0.3, 0.0, 0.0, 1.0, "all", "zero", self_attention)[0]
+    moved = TokenShift().patch(model, clip, PROMPT, "apple", 0.3, 0.0, 0.0, 1.0, "all", "zero", self_attention,
+                               "none")[0]
     assert not torch.equal(harness.ksample(moved, pos, neg, lat, seed=4, steps=4), plain)
 
 
@@ -95,7 +100,8 @@ def test_self_attention_modes_differ(tiny_sd15):
     model, clip, _ = tiny_sd15
     pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
     lat = harness.empty_latent(128, 128, 1)
-    outs = [harness.ksample(TokenShift().patch(model, clip, PROMPT, "apple", 0.3, 0.1, 0.0, 0.6, "all", "edge", s)[0],
+    outs = [harness.ksample(TokenShift().patch(model, clip, PROMPT, "apple", 0.3, 0.1, 0.0, 0.6, "all", "edge", s,
+                                               "none")[0],
                             pos, neg, lat, seed=4, steps=4) for s in ("free", "shift")]
     assert (outs[0] - outs[1]).abs().max() > 1e-4
 
@@ -186,3 +192,108 @@ def test_bad_inputs_give_clear_errors(tiny_sd15):
         node.patch(model, clip, PROMPT, "apple", 0.1, 0.0, 0.0, 0.4, "1/3", "zero", "free")
     with pytest.raises(ValueError, match=r"TokenShift: input 'fill' is 'wrap'"):
         node.patch(model, clip, PROMPT, "apple", 0.1, 0.0, 0.0, 0.4, "all", "wrap", "free")
+    with pytest.raises(ValueError, match=r"TokenShift: input 'reference' is 'previous'; use one of source row, none"):
+        node.patch(model, clip, PROMPT, "apple", 0.1, 0.0, 0.0, 0.4, "all", "zero", "free", "previous")
+    with pytest.raises(ValueError, match=r"TokenShift: input 'width' is 100; use a multiple of 8"):
+        node.patch(model, clip, PROMPT, "apple", 0.1, 0.0, 0.0, 0.4, "all", "zero", "free", "source row", 100)
+    with pytest.raises(ValueError, match=r"TokenShift: input 'batch_size' is 0; use 1 to 64"):
+        node.patch(model, clip, PROMPT, "apple", 0.1, 0.0, 0.0, 0.4, "all", "zero", "free", "source row", 64, 64, 0)
+    with pytest.raises(ValueError, match=r"TokenShift: input 'latent' is not a LATENT"):
+        node.patch(model, clip, PROMPT, "apple", 0.1, 0.0, 0.0, 0.4, "all", "zero", "free", latent={"x": 1})
+
+
+# --------------------------------------------------------------------------- reference 'source row'
+def _source_row(model, clip, dx, dy, batch_size=1, latent=None, **kw):
+    args = dict(prompt=PROMPT, words="apple", dx=dx, dy=dy, start=0.0, end=kw.pop("end", 0.4), resolutions="all",
+                fill="zero", self_attention=kw.pop("self_attention", "free"), reference="source row",
+                width=192, height=128, batch_size=batch_size, latent=latent)
+    return TokenShift().patch(model, clip, **args)
+
+
+@pytest.mark.parametrize("arch,dx,dy", [("sd15", 0.25, 0.0), ("sd15", -0.15, -0.2), ("sdxl", 0.2, 0.3)])
+def test_source_row_moved_rows_take_the_source_maps_shifted(arch, dx, dy, tiny_sd15, tiny_sdxl):
+    """One run: the LATENT holds source rows then moved rows; each moved row's word map is its
+    source row's map shifted by (dx, dy) at every level (batch of 2 images: rows s0 s1 m0 m1)."""
+    model, clip = (tiny_sd15[:2] if arch == "sd15" else tiny_sdxl)
+    blob = install(model, BlobMaps(_tokens(clip, "apple"), cx=0.45, cy=0.45), "test")
+    m, lat = _source_row(blob, clip, dx, dy, batch_size=2)
+    assert lat["samples"].shape == (4, 4, 16, 24) and lat["batch_index"] == [0, 1, 0, 1]
+    cap, store = AttentionCapture().capture(m, clip, PROMPT, "apple", 0.0, 0.4, "all")
+    harness.ksample(cap, harness.encode(clip, PROMPT), harness.encode(clip, ""), lat, seed=2, steps=4)
+    levels = store.level_maps()
+    assert len(levels) >= (2 if arch == "sd15" else 1)
+    for level, maps in levels.items():
+        h, w = maps.shape[-2:]
+        assert maps.shape[0] == 4
+        for src, moved in ((0, 2), (1, 3)):
+            d = centroid(maps[moved, 0]) - centroid(maps[src, 0])
+            assert abs(float(d[0]) - dx) <= 1.0 / w, (level, src, d, dx)
+            assert abs(float(d[1]) - dy) <= 1.0 / h, (level, src, d, dy)
+        assert torch.allclose(maps[0], maps[1])  # source rows are left alone
+
+
+def test_source_row_zero_shift_and_the_source_row_is_the_plain_generation(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
+    plain = harness.ksample(model, pos, neg, harness.empty_latent(192, 128, 1), seed=4, steps=4)
+    m, lat = _source_row(model, clip, 0.0, 0.0, end=1.0)
+    out = harness.ksample(m, pos, neg, lat, seed=4, steps=4)
+    scale = float(plain.abs().max())
+    assert float((out[0] - plain[0]).abs().max()) <= 1e-5 * scale
+    assert float((out[1] - plain[0]).abs().max()) <= 1e-5 * scale
+    m, lat = _source_row(model, clip, 0.3, 0.0, end=1.0)
+    out = harness.ksample(m, pos, neg, lat, seed=4, steps=4)
+    assert float((out[0] - plain[0]).abs().max()) <= 1e-5 * scale  # the move never reaches the source
+    assert float((out[1] - plain[0]).abs().max()) > 1e-3 * scale
+
+
+def test_source_row_pairs_an_img2img_latent(tiny_sd15):
+    """A connected LATENT (batch_index, noise mask) is doubled; each copy shares its source's noise."""
+    model, clip, _ = tiny_sd15
+    samples = torch.randn(2, 4, 16, 24)
+    mask = torch.rand(2, 1, 128, 192)
+    m, lat = _source_row(model, clip, 0.2, 0.0, latent={"samples": samples, "batch_index": [5, 7], "noise_mask": mask},
+                         end=1.0)  # progress counts the model's timesteps: denoise 0.6 starts at about 0.4
+    assert torch.equal(lat["samples"], torch.cat([samples, samples]))
+    assert lat["batch_index"] == [5, 7, 5, 7] and torch.equal(lat["noise_mask"], torch.cat([mask, mask]))
+    pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
+    out = harness.ksample(m, pos, neg, lat, seed=3, steps=4, denoise=0.6)
+    assert out.shape == (4, 4, 16, 24)
+    assert not torch.allclose(out[2], out[0])
+
+
+def test_source_row_with_a_foreign_latent_is_a_clear_error_and_leaves_nothing_behind(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
+    m, lat = _source_row(model, clip, 0.25, 0.0)
+    with pytest.raises(Exception, match=r"TokenShift: the sampled latent has 1 row\(s\), but 'reference' is "
+                                        r"'source row'.*Connect TokenShift's 'latent' output"):
+        harness.ksample(m, pos, neg, harness.empty_latent(192, 128, 1), seed=4, steps=2)
+    plain = harness.ksample(model, pos, neg, harness.empty_latent(192, 128, 1), seed=4, steps=2)
+    again = harness.ksample(model, pos, neg, harness.empty_latent(192, 128, 1), seed=4, steps=2)
+    assert torch.equal(plain, again)
+    out = harness.ksample(m, pos, neg, lat, seed=4, steps=2)  # the same patch still works with its LATENT
+    assert float((out[0] - plain[0]).abs().max()) <= 1e-5 * float(plain.abs().max())
+
+
+@pytest.mark.core
+def test_pairs_reference_and_cross_frame_pairs():
+    from attention_motion.controllers.frames import CrossFrameController
+    probs = torch.softmax(torch.randn(4, 1, 24, 6), dim=-1)
+    ctrl = ShiftController([[2]], torch.tensor([[[0.0, 0.0]], [[1 / 6, 0.0]]]), reference="pairs", node="TokenShift")
+    call = _call(4)
+    out = ctrl.cross(call, probs)
+    assert call.edited == {2, 3}
+    assert torch.equal(out[:2], probs[:2])
+    for src, moved in ((0, 2), (1, 3)):
+        assert torch.allclose(out[moved][..., [2]], shift_tokens(probs[src][..., [2]], (4, 6), 1 / 6, 0.0))
+        assert torch.equal(out[moved][..., [0, 1, 3, 4, 5]], probs[moved][..., [0, 1, 3, 4, 5]])
+    with pytest.raises(ValueError, match=r"TokenShift: the sampled latent has 3 row\(s\)"):
+        ctrl.cross(_call(3), probs[:3])
+    cf = CrossFrameController("anchor", own_window=(0.0, 0.5), layout="pairs")
+    assert cf.sources(_call(4)) == [[0, 0], [1, 1], [2, 0], [3, 1]]  # call progress 0.1: inside the window
+    late = _call(4)
+    late.run = RunInfo(step=5, progress=0.8, sigma=1.0)
+    assert cf.sources(late) == [[0], [1], [0], [1]]
+    with pytest.raises(ValueError, match="pairs layout has no previous frame"):
+        CrossFrameController("anchor+previous", layout="pairs")
