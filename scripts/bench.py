@@ -248,10 +248,20 @@ register("plain again b2 (noise floor)", 2)(lambda b: lambda: (b.model, b.pos, b
 register("capture", 1)(capture_case)
 
 
-@register("token shift", 1)
+@register("token shift source row", 2)
 def shift_case(b: Bench):
-    return lambda: (call_node("TokenShift", model=b.model, clip=b.clip, prompt=b.prompt, words="circle", dx=0.25)[0],
-                    b.pos, b.latent(1))
+    """The default: the node's LATENT (source row + moved row), against plain sampling of 2 rows."""
+    def make():
+        model, latent = call_node("TokenShift", model=b.model, clip=b.clip, prompt=b.prompt, words="circle", dx=0.25,
+                                  width=b.size, height=b.size)
+        return model, b.pos, latent
+    return make
+
+
+@register("token shift none", 1)
+def shift_own_case(b: Bench):
+    return lambda: (call_node("TokenShift", model=b.model, clip=b.clip, prompt=b.prompt, words="circle", dx=0.25,
+                              reference="none")[0], b.pos, b.latent(1))
 
 
 REGIONS = ('[{"prompt": "a red circle", "box": [0.0, 0.2, 0.5, 0.6]},'

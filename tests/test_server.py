@@ -221,6 +221,11 @@ def latent_rows(api: dict, link) -> int:
         return inputs["frames"]
     if kind == "P2PReplace":
         return 1 + max(1, len([t for t in inputs["target_prompts"].splitlines() if t.strip()]))
+    if kind == "TokenShift":
+        rows = latent_rows(api, inputs["latent"]) if "latent" in inputs else inputs.get("batch_size", 1)
+        return rows if inputs.get("reference") == "none" else 2 * rows
+    if kind == "LatentFromBatch":
+        return min(inputs["length"], latent_rows(api, inputs["samples"]) - inputs["batch_index"])
     if kind in ("KSampler", "KSamplerAdvanced", "SamplerCustom"):
         return latent_rows(api, inputs.get("latent_image"))
     if kind == "VAEDecode":
@@ -304,10 +309,13 @@ def check_outputs(name: str, api: dict, files: list[str]) -> None:
 def _token_shift_checks(api, files):
     from PIL import Image
     import numpy as np
-    plain = [f for f in files if os.path.basename(f).startswith("shift_plain_")]
+    pair = sorted(f for f in files if os.path.basename(f).startswith("shift_source_and_moved_"))
     moved = [f for f in files if os.path.basename(f).startswith("shift_moved_")]
-    a, b = (np.asarray(Image.open(p[0]).convert("RGB"), dtype=np.float32) for p in (plain, moved))
-    assert np.abs(a - b).mean() > 0.5  # the shift changed the picture
+    assert len(pair) == 2 and len(moved) == 1, files
+    source, moved_in_pair, moved_alone = (np.asarray(Image.open(p).convert("RGB"), dtype=np.float32)
+                                          for p in (pair[0], pair[1], moved[0]))
+    assert np.abs(source - moved_in_pair).mean() > 0.5  # the shift changed the picture
+    assert np.array_equal(moved_in_pair, moved_alone)  # Latent From Batch picked the moved row
 
 
 EXTRA_CHECKS = {"token_shift": _token_shift_checks}
