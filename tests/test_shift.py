@@ -297,3 +297,16 @@ def test_pairs_reference_and_cross_frame_pairs():
     assert cf.sources(late) == [[0], [1], [0], [1]]
     with pytest.raises(ValueError, match="pairs layout has no previous frame"):
         CrossFrameController("anchor+previous", layout="pairs")
+
+
+def test_source_row_self_attention_shift_moves_from_the_source_row(tiny_sd15):
+    """self_attention 'shift' with pairs: the moved row changes, the source row does not."""
+    model, clip, _ = tiny_sd15
+    pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
+    outs = {}
+    for mode in ("free", "shift"):
+        m, lat = _source_row(model, clip, 0.3, 0.1, end=0.6, self_attention=mode)
+        outs[mode] = harness.ksample(m, pos, neg, lat, seed=4, steps=4)
+    scale = float(outs["free"].abs().max())
+    assert float((outs["free"][0] - outs["shift"][0]).abs().max()) <= 1e-5 * scale
+    assert float((outs["free"][1] - outs["shift"][1]).abs().max()) > 1e-4 * scale
