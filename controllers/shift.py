@@ -34,6 +34,7 @@ from ..core.maps import map_centroids, normalize, word_maps
 from ..core.shift import shift_maps, shift_tokens
 
 REFERENCES = ("own", "anchor", "previous", "pairs")
+PAIR_TOLERANCE = 1e-3  # attention probabilities of identical rows in one batch agree to about 1e-7
 SELF_MODES = ("free", "shift")
 
 
@@ -75,6 +76,7 @@ class ShiftController(Controller):
         self._last_maps: dict[int, torch.Tensor] = {}  # level -> reference maps [rows, words, h, w]
         self._home: dict[tuple, torch.Tensor] = {}  # layer key -> home centroids [rows, words, 2]
         self._last_held: dict[int, torch.Tensor | None] = {}  # level -> the shifts cross() applied
+        self._pairs_checked = False
 
     def __deepcopy__(self, memo):
         return self
@@ -84,6 +86,7 @@ class ShiftController(Controller):
         self._last_maps = {}
         self._home = {}
         self._last_held = {}
+        self._pairs_checked = False
 
     # -- helpers ---------------------------------------------------------------------------
     def _table_row(self, row: int, rows: int) -> int:
@@ -111,6 +114,24 @@ class ShiftController(Controller):
                 f"needs the node's own LATENT output (source rows, then their moved copies). Connect "
                 f"{self.node}'s 'latent' output to the sampler, or set 'reference' to 'none'.")
 
+    def _check_pairs(self, call: AttnCall, probs: torch.Tensor) -> None:
+        """First cross-attention call of a run: the moved rows must be copies of their source rows
+        (same latent, same noise), so their word maps must agree before anything moved them.
+        Only this controller's word columns are compared: other controllers may have edited others."""
+        self._check_rows(call.rows)
+        self._pairs_checked = True
+        half = call.rows // 2
+        cols = [j for g in self.groups for j in g if j < probs.shape[-1]]
+        if not half or not cols:
+            return
+        gap = float((probs[:half][..., cols] - probs[half:][..., cols]).abs().amax())
+        if gap > PAIR_TOLERANCE:
+            raise ValueError(
+                f"{self.node}: rows {half}-{call.rows - 1} of the sampled latent are not copies of rows 0-{half - 1} "
+                f"(their word maps differ by {gap:.3g} before any shift), so they cannot be moved from them. "
+                f"'reference' 'source row' needs the node's own LATENT output: connect {self.node}'s 'latent' "
+                f"output to the sampler, or set 'reference' to 'none'.")
+
     def _active(self, call: AttnCall) -> bool:
         lo, hi = self.window
         in_window = lo - 1e-9 <= call.run.progress <= hi + 1e-9
@@ -124,7 +145,8 @@ class ShiftController(Controller):
 
     # -- cross-attention ---------------------------------------------------------------------
     def wants_cross(self, call: AttnCall) -> bool:
-        return self._active(call)
+        first_of_pairs = self.reference == "pairs" and call.is_cond and not self._pairs_checked
+        return first_of_pairs or self._active(call)
 
     def _held_offsets(self, call: AttnCall, raw: torch.Tensor) -> torch.Tensor:
         """``own`` reference: per row and word, the shift that puts the map's centroid at home + offset."""
@@ -136,7 +158,12 @@ class ShiftController(Controller):
         return self.shifts[table].to(now) + (home - now)
 
     def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
-        self._check_rows(call.rows)
+        if self.reference == "pairs":
+            if not self._pairs_checked:
+                self._check_pairs(call, probs)
+            self._check_rows(call.rows)
+            if not self._active(call):
+                return probs
         t = probs.shape[-1]
         raw = probs
         out = probs.clone()

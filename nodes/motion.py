@@ -8,7 +8,7 @@ from ..controllers.shift import SELF_MODES, ShiftController
 from ..core.grid import parse_levels
 from ..core.motion import INTERPOLATIONS, SCHEDULES, chunk_rows, frame_offsets, schedule_shifts
 from ..core.shift import FILLS
-from ..host.router import install
+from ..host.router import find_router, install
 from ..host.tokens import locate_words, parse_word_list, tokenize_prompt
 from .common import CATEGORY, check_range, check_window
 
@@ -134,8 +134,11 @@ class TokenShift:
         ctrl = ShiftController(groups, shifts, window, levels, fill, reference="pairs", self_mode=self_attention,
                                node=node)
         m = install(model, ctrl, node)
-        own = window if self_attention == "free" else None
-        m = install(m, CrossFrameController("anchor", own, layout="pairs"), node)
+        router = find_router(m)
+        if not any(isinstance(c, CrossFrameController) and c.layout == "pairs" for c in router.controllers[:-1]):
+            # a second Token Shift on the same pairs (another word, another offset) shares the first's
+            own = window if self_attention == "free" else None
+            m = install(m, CrossFrameController("anchor", own, layout="pairs"), node)
         return (m, out)
 
 

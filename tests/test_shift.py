@@ -272,8 +272,33 @@ def test_source_row_with_a_foreign_latent_is_a_clear_error_and_leaves_nothing_be
     plain = harness.ksample(model, pos, neg, harness.empty_latent(192, 128, 1), seed=4, steps=2)
     again = harness.ksample(model, pos, neg, harness.empty_latent(192, 128, 1), seed=4, steps=2)
     assert torch.equal(plain, again)
+    with pytest.raises(Exception, match=r"TokenShift: rows 1-1 of the sampled latent are not copies of rows 0-0 "
+                                        r"\(their word maps differ by .* before any shift\)"):
+        harness.ksample(m, pos, neg, harness.empty_latent(192, 128, 2), seed=4, steps=2)  # two different noises
     out = harness.ksample(m, pos, neg, lat, seed=4, steps=2)  # the same patch still works with its LATENT
     assert float((out[0] - plain[0]).abs().max()) <= 1e-5 * float(plain.abs().max())
+
+
+def test_chained_token_shifts_move_two_words_differently(tiny_sd15):
+    """Two Token Shift nodes in a row (one word each) act on the last one's pairs; one
+    cross-frame controller serves both."""
+    from attention_motion.controllers.frames import CrossFrameController
+    from attention_motion.host.router import find_router
+    model, clip, _ = tiny_sd15
+    blobs = install(install(model, BlobMaps(_tokens(clip, "apple"), cx=0.3, cy=0.5), "test"),
+                    BlobMaps(_tokens(clip, "table"), cx=0.7, cy=0.5), "test")
+    a, _ = TokenShift().patch(blobs, clip, PROMPT, "apple", 0.25, 0.0, 0.0, 0.4, "all", "zero", "free",
+                              width=192, height=128)
+    b, lat = TokenShift().patch(a, clip, PROMPT, "table", 0.0, 0.25, 0.0, 0.4, "all", "zero", "free",
+                                width=192, height=128)
+    assert sum(isinstance(c, CrossFrameController) for c in find_router(b).controllers) == 1
+    cap, store = AttentionCapture().capture(b, clip, PROMPT, "apple, table", 0.0, 0.4, "all")
+    harness.ksample(cap, harness.encode(clip, PROMPT), harness.encode(clip, ""), lat, seed=2, steps=4)
+    for level, maps in store.level_maps().items():
+        h, w = maps.shape[-2:]
+        for word, want in ((0, (0.25, 0.0)), (1, (0.0, 0.25))):
+            d = centroid(maps[1, word]) - centroid(maps[0, word])
+            assert abs(float(d[0]) - want[0]) <= 1.0 / w and abs(float(d[1]) - want[1]) <= 1.0 / h, (level, word, d)
 
 
 @pytest.mark.core
@@ -281,6 +306,10 @@ def test_pairs_reference_and_cross_frame_pairs():
     from attention_motion.controllers.frames import CrossFrameController
     probs = torch.softmax(torch.randn(4, 1, 24, 6), dim=-1)
     ctrl = ShiftController([[2]], torch.tensor([[[0.0, 0.0]], [[1 / 6, 0.0]]]), reference="pairs", node="TokenShift")
+    with pytest.raises(ValueError, match=r"TokenShift: rows 2-3 of the sampled latent are not copies of rows 0-1"):
+        ctrl.cross(_call(4), probs)  # the first call of a run: rows 2, 3 must be copies of rows 0, 1
+    ctrl.reset()
+    probs[2:, ..., 2] = probs[:2, ..., 2]  # only the word's column is compared
     call = _call(4)
     out = ctrl.cross(call, probs)
     assert call.edited == {2, 3}
