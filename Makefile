@@ -1,15 +1,27 @@
 # Developer entry points. `make test` works in a fresh clone (it bootstraps .venv and a host).
+# LANE picks the host: `pinned` (default, ComfyUI a28a9dc8, 2024-03, in .venv) or `v0.3.75`
+# (ComfyUI v0.3.75, 2025-12, in .venv-v0.3.75). `make test-all` runs every lane.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
-VENV_PY := .venv/bin/python
+LANE ?= pinned
+LANES := pinned v0.3.75
+VENV := $(if $(filter pinned,$(LANE)),.venv,.venv-$(LANE))
+VENV_PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap test demo bench clean-env
+.PHONY: bootstrap test test-all lint demo bench clean-env
 
 bootstrap:
-	$(PYTHON) scripts/bootstrap.py
+	$(PYTHON) scripts/bootstrap.py --lane $(LANE)
 
 test: bootstrap
+	$(VENV_PY) -m ruff check .
 	$(VENV_PY) -m pytest -q tests $(PYTEST_ARGS)
+
+test-all:
+	@set -e; for lane in $(LANES); do echo "[make] lane $$lane"; $(MAKE) --no-print-directory test LANE=$$lane; done
+
+lint: bootstrap
+	$(VENV_PY) -m ruff check .
 
 demo: bootstrap
 	$(VENV_PY) -m scripts.demo
@@ -20,4 +32,4 @@ bench: bootstrap
 	$(VENV_PY) -m scripts.bench $(BENCH_ARGS)
 
 clean-env:
-	rm -rf .venv .host
+	rm -rf .venv .venv-* .host

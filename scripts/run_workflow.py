@@ -272,11 +272,12 @@ def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str
             raise RunError(EXIT_REJECTED, format_rejection(body))
         prompt_id = body["prompt_id"]
         log(f"queued prompt {prompt_id} ({len(api)} nodes)")
-        _follow(ws, prompt_id, names, timeout, log, traceback)
+        deadline = time.monotonic() + timeout
+        executed = _follow(ws, prompt_id, names, timeout, log, traceback)
     finally:
         ws.close()
-    history = get_json(server, f"/history/{prompt_id}").get(prompt_id, {})
-    outputs = history.get("outputs", {})
+    history = wait_for_history(server, prompt_id, deadline)
+    outputs = _merge_outputs(history.get("outputs") or {}, executed)
     kinds = ("output", "temp") if previews else ("output",)
     files = download(server, outputs, out_dir, kinds)
     for path in files:
@@ -284,9 +285,36 @@ def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str
     return {"prompt_id": prompt_id, "outputs": outputs, "files": files}
 
 
+def wait_for_history(server: str, prompt_id: str, deadline: float, poll: float = 0.05) -> dict:
+    """The prompt's ``/history`` entry, polled until the server has written it.
+
+    The websocket's end-of-run messages do not mean the history is there: 2025 hosts send
+    ``execution_success`` (and even ``executing`` with no node) from the executor, before the
+    prompt worker stores the history entry. Raises :class:`RunError` (timeout) at ``deadline``.
+    """
+    while True:
+        entry = get_json(server, f"/history/{prompt_id}").get(prompt_id)
+        if isinstance(entry, dict):  # written in one piece when the prompt is done
+            return entry
+        if time.monotonic() > deadline:
+            raise RunError(EXIT_TIMEOUT, f"prompt {prompt_id} finished but the server wrote no history for it")
+        time.sleep(poll)
+        poll = min(poll * 2, 1.0)
+
+
+def _merge_outputs(history: dict, executed: dict) -> dict:
+    """History outputs, plus any node whose ``executed`` message the history lacks."""
+    merged = dict(history)
+    for nid, out in executed.items():
+        merged.setdefault(nid, out)
+    return merged
+
+
 def _follow(ws: WebSocket, prompt_id: str, names: dict, timeout: float, log: Callable[[str], None],
-            traceback: bool = False) -> None:
+            traceback: bool = False) -> dict:
+    """Follow the prompt's websocket messages until it ends; returns the ``executed`` outputs seen."""
     deadline = time.monotonic() + timeout
+    executed: dict = {}
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -313,7 +341,7 @@ def _follow(ws: WebSocket, prompt_id: str, names: dict, timeout: float, log: Cal
             if node is None:
                 if data.get("prompt_id") == prompt_id:
                     log("done")
-                    return
+                    return executed
             else:
                 log(f"running node {node} ({names.get(str(node), '?')})")
         elif kind == "progress":
@@ -322,9 +350,11 @@ def _follow(ws: WebSocket, prompt_id: str, names: dict, timeout: float, log: Cal
             raise RunError(EXIT_FAILED, format_execution_error(data, traceback))
         elif kind == "execution_interrupted":
             raise RunError(EXIT_FAILED, f"prompt {prompt_id} was interrupted (node {data.get('node_id')})")
+        elif kind == "executed" and data.get("node") is not None and isinstance(data.get("output"), dict):
+            executed[str(data["node"])] = data["output"]
         elif kind == "execution_success":
             log("done")
-            return
+            return executed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """Put a ComfyUI host on ``sys.path`` for the command-line scripts (train, quality).
 
 Inside a running ComfyUI (the loader node) nothing here is needed.  The scripts find the host
-from ``--comfyui``, env ``COMFYUI_PATH``, or the repo's ``.host/host_path`` (written by
-``make bootstrap``), and configure it for CPU with PyTorch attention.
+from ``--comfyui``, env ``COMFYUI_PATH``, or the repo's host that ``make bootstrap``
+recorded (``scripts/hostpath.py``), and configure it for CPU with PyTorch attention.
 """
 import os
 import sys
@@ -12,12 +12,15 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def host_root(explicit: Optional[str] = None) -> str:
-    path = explicit or os.environ.get("COMFYUI_PATH")
+    """The host root: ``explicit``, else ``scripts/hostpath.py``'s choice (env, venv, .host)."""
+    path = explicit
     if not path:
-        f = os.path.join(REPO_ROOT, ".host", "host_path")
-        if os.path.isfile(f):
-            with open(f) as fh:
-                path = fh.readline().strip()
+        sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
+        try:
+            from hostpath import host_path
+        finally:
+            sys.path.pop(0)
+        path = host_path(required=False)
     if not path or not os.path.isfile(os.path.join(path, "main.py")):
         raise RuntimeError("no ComfyUI host: pass --comfyui DIR, set COMFYUI_PATH, or run `make bootstrap`")
     return os.path.abspath(path)

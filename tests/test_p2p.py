@@ -136,13 +136,13 @@ def test_batched_source_pass(tiny_sd15, mode, target):
     """'batched': one model call per step. Its source row is the unpatched model's row 0 of the same
     batch (edits never touch it); it differs from a single-row run only by the host's batch-size
     rounding, and the targets (which read the source's maps) follow it within the same margin."""
-    from attention_motion.host.passes import SourcePassWrapper
+    from attention_motion.host.passes import has_source_pass
     model, clip, _ = tiny_sd15
     neg = harness.encode(clip, "")
     m_b, pos, lat = build(model, clip, targets=target, mode=mode, source_pass="batched")
     m_e, _, _ = build(model, clip, targets=target, mode=mode)
-    assert not isinstance(m_b.model_options.get("model_function_wrapper"), SourcePassWrapper)
-    assert isinstance(m_e.model_options.get("model_function_wrapper"), SourcePassWrapper)
+    assert not has_source_pass(m_b)
+    assert has_source_pass(m_e)
     out_b = harness.ksample(m_b, pos, neg, lat, seed=3, steps=STEPS)
     out_e = harness.ksample(m_e, pos, neg, lat, seed=3, steps=STEPS)
     unpatched = harness.ksample(model, pos, neg, lat, seed=3, steps=STEPS)
