@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .motion import read_json, show
+
 SCHEDULE_KINDS = ("constant", "linear", "cosine", "list")
 
 
@@ -66,21 +68,22 @@ def parse_weight_list(text: str) -> tuple[float, ...]:
 
 
 # -- boxes and paths ----------------------------------------------------------------------------
+def _finite(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
 def check_box(box, where: str) -> tuple[float, float, float, float]:
     """Validate one ``[x, y, w, h]`` box of fractions; returns it as floats."""
     if not isinstance(box, (list, tuple)) or len(box) != 4:
-        raise ValueError(f"{where} is {json.dumps(box)}; a box is [x, y, w, h], fractions of the image "
+        raise ValueError(f"{where} is {show(box)}; a box is [x, y, w, h], fractions of the image "
                          "(e.g. [0.1, 0.2, 0.4, 0.3])")
-    vals = []
-    for v in box:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{where} is {json.dumps(box)}; every value must be a finite number")
-        vals.append(float(v))
-    x, y, w, h = vals
+    if not all(_finite(v) for v in box):
+        raise ValueError(f"{where} is {show(box)}; every value must be a finite number")
+    x, y, w, h = (float(v) for v in box)
     if w <= 0 or h <= 0:
-        raise ValueError(f"{where} is {json.dumps(box)}; width and height must be above 0")
+        raise ValueError(f"{where} is {show(box)}; width and height must be above 0")
     if x < -1 or y < -1 or x > 1 or y > 1 or w > 2 or h > 2:
-        raise ValueError(f"{where} is {json.dumps(box)}; x, y must lie in [-1, 1] and w, h in (0, 2] "
+        raise ValueError(f"{where} is {show(box)}; x, y must lie in [-1, 1] and w, h in (0, 2] "
                          "(fractions of the image; parts outside the image are ignored)")
     return x, y, w, h
 
@@ -125,44 +128,48 @@ class RegionSpec:
 
 
 REGION_KEYS = ("prompt", "box", "path", "mask", "weight")
+MAX_REGION_WEIGHT = 2.0
+REGIONS_EXAMPLE = '[{"prompt": "a red circle", "box": [0.1, 0.1, 0.4, 0.4]}]'
 
 
 def parse_regions(text: str) -> list[RegionSpec]:
-    """Regions from JSON: a list of ``{"prompt": ..., "box": [x, y, w, h]}`` objects.
+    """Regions from JSON: a list of ``{"prompt": ..., "box": [x, y, w, h]}`` objects ([] for an empty text).
 
     Instead of ``box`` a region may give ``path`` (a list of boxes over the frames of a batch) or
-    ``mask`` (index into the node's MASK batch); ``weight`` (default 1) scales the schedule.
+    ``mask`` (index into the node's MASK batch); ``weight`` (default 1, in [0, 2]) scales the
+    schedule. Raises ValueError with what is wrong and what is valid. js/region_math.js
+    parseRegions applies the same rules.
     """
     text = (text or "").strip()
     if not text:
         return []
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); expected a list like "
-                         '[{"prompt": "a red circle", "box": [0.1, 0.1, 0.4, 0.4]}]') from None
+    data = read_json(text, "", REGIONS_EXAMPLE)  # the node names the input
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
-        raise ValueError('expected a list of regions like [{"prompt": "a red circle", "box": [0.1, 0.1, 0.4, 0.4]}]')
+        raise ValueError(f"expected a list of regions like {REGIONS_EXAMPLE}, got {show(data)}")
     out = []
     for i, item in enumerate(data):
         where = f"region {i}"
         if not isinstance(item, dict):
-            raise ValueError(f"{where} is {json.dumps(item)}; each region is an object with 'prompt' and 'box'")
+            raise ValueError(f"{where} is {show(item)}; each region is an object with 'prompt' and 'box'")
         unknown = set(item) - set(REGION_KEYS)
         if unknown:
             raise ValueError(f"{where} has unknown keys {sorted(unknown)}; valid keys: {', '.join(REGION_KEYS)}")
         prompt = item.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"{where} needs a non-empty 'prompt' (its local description, e.g. \"a red circle\")")
+        prompt = prompt.strip()
         given = [k for k in ("box", "path", "mask") if k in item]
         if len(given) != 1:
             raise ValueError(f"{where} ('{prompt}') must give exactly one of 'box', 'path' or 'mask' (it gives "
                              f"{', '.join(given) or 'none'})")
         weight = item.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-            raise ValueError(f"{where} ('{prompt}'): 'weight' is {json.dumps(weight)}; use a number (default 1)")
+        if not _finite(weight):
+            raise ValueError(f"{where} ('{prompt}'): 'weight' is {show(weight)}; use a number (default 1)")
+        if not 0 <= weight <= MAX_REGION_WEIGHT:
+            raise ValueError(f"{where} ('{prompt}'): 'weight' is {show(weight)}; use a number in [0, "
+                             f"{MAX_REGION_WEIGHT:g}] (default 1; it scales the schedule's weight)")
         path, mask = None, None
         if "box" in item:
             path = torch.tensor([check_box(item["box"], f"{where} ('{prompt}') box")])
@@ -173,11 +180,11 @@ def parse_regions(text: str) -> list[RegionSpec]:
             path = torch.tensor([check_box(b, f"{where} ('{prompt}') path entry {j}") for j, b in enumerate(boxes)])
         else:
             m = item["mask"]
-            if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-                raise ValueError(f"{where} ('{prompt}'): 'mask' is {json.dumps(m)}; use the index (0, 1, ...) of "
+            if not _finite(m) or m != int(m) or m < 0:
+                raise ValueError(f"{where} ('{prompt}'): 'mask' is {show(m)}; use the index (0, 1, ...) of "
                                  "a mask in the node's MASK input")
-            mask = m
-        out.append(RegionSpec(prompt.strip(), path, mask, float(weight)))
+            mask = int(m)
+        out.append(RegionSpec(prompt, path, mask, float(weight)))
     return out
 
 

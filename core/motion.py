@@ -32,9 +32,75 @@ def ease(t: float, mode: str) -> float:
     raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {mode!r}")
 
 
+MAX_TEXT = 200_000  # characters of a keyframes / regions text (the frontend has the same limit)
+MAX_DEPTH = 32  # bracket nesting of such a text (valid ones nest at most 4 deep)
+
+
+def _js_int(digits: str) -> int | float:
+    # JSON integers as JavaScript reads them: beyond 15 digits a double (1e400 digits -> inf)
+    return int(digits) if len(digits) <= 15 else float(digits)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _too_deep(text: str) -> bool:
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def read_json(text: str, subject: str, example: str):
+    """Parse a user's JSON text (stripped, not empty) as the frontend's ``JSON.parse`` does.
+
+    Refused, after ``subject`` ("keyframes are", or "" when the caller names the input) and with
+    ``example`` shown: a text over :data:`MAX_TEXT` characters, nesting over :data:`MAX_DEPTH`
+    brackets (Python's parser would recurse), invalid JSON (``NaN`` and ``Infinity`` included).
+    Integers over 15 digits are read as floats, like JavaScript. Linear in the text's length.
+    """
+    say = f"{subject} " if subject else ""
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{say}too long ({len(text)} characters; at most {MAX_TEXT})")
+    if _too_deep(text):
+        raise ValueError(f"{say}nested too deeply (more than {MAX_DEPTH} brackets); write e.g. {example}")
+    try:
+        return json.loads(text, parse_int=_js_int, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        detail = f"{e.msg} at character {e.pos}"
+    except ValueError as e:
+        detail = str(e)
+    raise ValueError(f"{say}not valid JSON ({detail}); write e.g. {example}")
+
+
+def show(value) -> str:
+    """A JSON value for an error message, cut to 60 characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _number(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
+        raise ValueError(f"{what} must be a finite number, got {show(value)}")
     return float(value)
 
 
@@ -51,52 +117,63 @@ def _parse_list(items, frames: int, where: str) -> list[tuple[int, float, float]
     if not isinstance(items, list) or not items:
         raise ValueError(f"{where} must be a non-empty list of [frame, dx, dy] entries, e.g. [[0, 0, 0], [15, 0.3, 0]]")
     keys: list[tuple[int, float, float]] = []
+    seen: set[int] = set()
     for i, item in enumerate(items):
-        if not isinstance(item, (list, tuple)) or len(item) != 3:
-            raise ValueError(f"{where} entry {i} is {json.dumps(item)}: each entry must be [frame, dx, dy]")
+        if not isinstance(item, list) or len(item) != 3:
+            raise ValueError(f"{where} entry {i} is {show(item)}: each entry must be [frame, dx, dy]")
         frame = _number(item[0], f"{where} entry {i}: frame")
         if frame != int(frame):
-            raise ValueError(f"{where} entry {i}: frame {item[0]} must be a whole number")
+            raise ValueError(f"{where} entry {i}: frame {show(item[0])} must be a whole number")
         frame = int(frame)
         if not 0 <= frame < frames:
             raise ValueError(f"{where} entry {i}: frame {frame} is outside the clip (frames 0..{frames - 1})")
+        if frame in seen:
+            raise ValueError(f"{where} entry {i}: frame {frame} has more than one keyframe")
+        seen.add(frame)
         dx = _check_shift(_number(item[1], f"{where} entry {i}: dx"), f"{where} entry {i}: dx")
         dy = _check_shift(_number(item[2], f"{where} entry {i}: dy"), f"{where} entry {i}: dy")
         keys.append((frame, dx, dy))
-    seen = [k[0] for k in keys]
-    dup = sorted({f for f in seen if seen.count(f) > 1})
-    if dup:
-        raise ValueError(f"{where}: frame {dup[0]} has more than one keyframe")
     return sorted(keys)
+
+
+KEYFRAMES_EXAMPLE = '[[0, 0, 0], [15, 0.3, 0]] or {"cat": [[0, 0, 0], [15, 0.3, 0]]}'
 
 
 def parse_keyframes(text: str, frames: int, words: list[str]) -> dict[str, list[tuple[int, float, float]]] | None:
     """Parse keyframes JSON into ``{word: [(frame, dx, dy), ...]}`` (None for an empty text).
 
     Accepted: a list ``[[frame, dx, dy], ...]`` applying to every word, or an object
-    ``{"word": [[frame, dx, dy], ...], ...}`` with a path per word (words without an entry stay).
-    Raises ValueError with what is wrong and what is valid.
+    ``{"word": [[frame, dx, dy], ...], ...}`` with a path per word (words without an entry stay;
+    names match the words case-insensitively, each word at most once). Frames are whole numbers
+    in 0..frames-1, each at most once per path; dx, dy lie in [-1, 1]. Raises ValueError with
+    what is wrong and what is valid. js/motion_math.js parseKeyframes applies the same rules.
     """
     text = (text or "").strip()
     if not text:
         return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(
-            f"keyframes are not valid JSON ({e.msg} at character {e.pos}); "
-            "write e.g. [[0, 0, 0], [15, 0.3, 0]] or {\"cat\": [[0, 0, 0], [15, 0.3, 0]]}"
-        ) from None
-    if isinstance(data, dict):
-        known = {w.lower(): w for w in words}
-        out = {}
-        for name, items in data.items():
-            if name.lower() not in known:
-                raise ValueError(f"keyframes name the word '{name}', which is not among the moving words {words}")
-            out[known[name.lower()]] = _parse_list(items, frames, f"keyframes of '{name}'")
-        return out
-    keys = _parse_list(data, frames, "keyframes")
-    return {w: keys for w in words}
+    data = read_json(text, "keyframes are", KEYFRAMES_EXAMPLE)
+    if not isinstance(data, dict):
+        keys = _parse_list(data, frames, "keyframes")
+        return {w: keys for w in words}
+    known = {w.lower() for w in words}
+    names: dict[str, str] = {}  # lower-case name -> the name as written
+    for name in data:
+        low = name.lower()
+        if low not in known:
+            raise ValueError(f"keyframes name the word {show(name)}, which is not among the moving words {show(words)}")
+        if low in names:
+            raise ValueError(f"keyframes name the word {show(name)} twice (also as {show(names[low])}); "
+                             "give one path per word")
+        names[low] = name
+    parsed: dict[str, list[tuple[int, float, float]]] = {}
+    out = {}
+    for w in words:  # in the words' order, so both parsers report the same first error
+        name = names.get(w.lower())
+        if name is not None:
+            if name not in parsed:
+                parsed[name] = _parse_list(data[name], frames, f"keyframes of {show(name)}")
+            out[w] = parsed[name]
+    return out
 
 
 def interpolate(keys: list[tuple[int, float, float]], frames: int, mode: str) -> torch.Tensor:

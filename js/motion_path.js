@@ -86,7 +86,7 @@ function attach(node, names) {
 			ctx.lineTo(PAD + geom.imgW, PAD + (geom.imgH * i) / 4);
 			ctx.stroke();
 		}
-		const parsed = parseKeyframes(s.text);
+		const parsed = parseKeyframes(s.text, s.frames, s.words);
 		const anc = anchors(s.words);
 		handles = [];
 		s.words.forEach((word, wi) => {
@@ -178,7 +178,7 @@ function attach(node, names) {
 			setWidgetValue(node, "dx", round2(clampShift(end[0] - f[0])));
 			setWidgetValue(node, "dy", round2(clampShift(end[1] - f[1])));
 		} else {
-			const parsed = parseKeyframes(s.text);
+			const parsed = parseKeyframes(s.text, s.frames, s.words);
 			const keys = parsed.kind === "list" ? parsed.keys : parsed.paths[Object.keys(parsed.paths).find((k) => k.toLowerCase() === h.word.toLowerCase())];
 			keys[h.index] = [keys[h.index][0], round2(clampShift(f[0] - a[0])), round2(clampShift(f[1] - a[1]))];
 			writeKeys(parsed);
@@ -194,7 +194,7 @@ function attach(node, names) {
 		e.stopPropagation();
 		if (e.altKey && h.kind === "key") {
 			const s = state();
-			const parsed = parseKeyframes(s.text);
+			const parsed = parseKeyframes(s.text, s.frames, s.words);
 			const keys = parsed.kind === "list" ? parsed.keys : parsed.paths[Object.keys(parsed.paths).find((k) => k.toLowerCase() === h.word.toLowerCase())];
 			if (keys.length > 1) {
 				keys.splice(h.index, 1);
@@ -230,7 +230,7 @@ function attach(node, names) {
 		e.preventDefault();
 		e.stopPropagation();
 		const s = state();
-		let parsed = parseKeyframes(s.text);
+		let parsed = parseKeyframes(s.text, s.frames, s.words);
 		if (parsed.kind === "error") return;
 		if (parsed.kind === "none") {
 			parsed = { kind: "dict", paths: Object.fromEntries(s.words.map((w) => [w, straightKeys(s.dx, s.dy, s.frames)])) };
