@@ -1,4 +1,4 @@
-"""In-process ComfyUI test harness (pinned host API; cheap fallbacks for 2025 async hosts).
+"""In-process ComfyUI test harness for every host lane (the 2024 pinned host and 2025 hosts).
 
 Import this module before anything imports ``comfy.model_management``: at import it puts
 the host root on ``sys.path`` and switches the host to CPU + PyTorch attention.
@@ -14,6 +14,12 @@ ksample(model, positive, negative, latent, seed=0, steps=8, cfg=5.0,
         sampler="euler", scheduler="normal", denoise=1.0) -> latent tensor [B, 4, H/8, W/8]
 run_graph(prompt, prompt_id=None, executor=None, raise_on_error=True) -> (outputs, executor)
 ServerStub, GraphValidationError, GraphExecutionError
+
+Host-version differences the tests meet (all handled here, nowhere else in tests/):
+2025 hosts made node loading, validation and execution async (:func:`_call` awaits them),
+``validate_prompt`` takes ``(prompt_id, prompt, partial_execution_list)``, ``PromptExecutor``
+takes ``cache_type``, and results moved from ``outputs_ui`` to ``history_result``. The pack's own
+host differences live in ``host/compat.py``.
 """
 import asyncio
 import importlib.util
@@ -354,7 +360,9 @@ def run_graph(prompt, prompt_id=None, executor=None, raise_on_error=True):
     if executor is None:
         server = ServerStub()
         sig = inspect.signature(execution.PromptExecutor.__init__)
-        if "cache_type" in sig.parameters:  # 2025 hosts
+        if "cache_args" in sig.parameters:  # late-2025 hosts read cache_args["ram"] after every node
+            executor = execution.PromptExecutor(server, cache_type=False, cache_args={"lru": 0, "ram": 0})
+        elif "cache_type" in sig.parameters:  # 2025 hosts
             executor = execution.PromptExecutor(server, cache_type=False)
         else:
             executor = execution.PromptExecutor(server)

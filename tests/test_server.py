@@ -315,7 +315,12 @@ def _token_shift_checks(api, files):
     source, moved_in_pair, moved_alone = (np.asarray(Image.open(p).convert("RGB"), dtype=np.float32)
                                           for p in (pair[0], pair[1], moved[0]))
     assert np.abs(source - moved_in_pair).mean() > 0.5  # the shift changed the picture
-    assert np.array_equal(moved_in_pair, moved_alone)  # Latent From Batch picked the moved row
+    # Latent From Batch picked the moved row. Not bit-equal: 2025 hosts decode a batch of 2 with
+    # other kernel blockings than one row, which moves a few pixels by a level or two (measured:
+    # max 0 levels on the pinned host, small on v0.3.75); picking the source row would differ by
+    # the shift itself (mean > 0.5 above).
+    gap = np.abs(moved_in_pair - moved_alone)
+    assert gap.max() <= 3 and gap.mean() < 0.05, (gap.max(), gap.mean())
 
 
 EXTRA_CHECKS = {"token_shift": _token_shift_checks}
