@@ -102,8 +102,9 @@ def _host_relative_custom_node_dirs(host_root: str, cwd: str) -> None:
 
     Some host packagings ship an ``extra_model_paths.yaml`` with a relative ``custom_nodes``
     path that does not exist (the pinned host's package does); the host resolves it against the
-    working directory and fails to start when it is missing, so an empty one is made under
-    our own work folder.
+    working directory (2024 hosts) or against the yaml file's folder (2025 hosts) and fails to
+    start when it is missing, so an empty one is made under our own work folder, and next to
+    the host when the 2025 reading of the path is missing too.
     """
     path = os.path.join(host_root, "extra_model_paths.yaml")
     if not os.path.isfile(path):
@@ -125,6 +126,9 @@ def _host_relative_custom_node_dirs(host_root: str, cwd: str) -> None:
             full = os.path.join(base, entry) if base else entry
             if not os.path.isabs(full):
                 os.makedirs(os.path.join(cwd, full), exist_ok=True)
+                beside_host = os.path.normpath(os.path.join(host_root, full))
+                if not os.path.isdir(beside_host):
+                    os.makedirs(beside_host, exist_ok=True)
 
 
 def start(host_root: str, custom_node_dirs, output_dir: str, *, python: str | None = None,
