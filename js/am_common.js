@@ -32,7 +32,9 @@ export function setWidgetValue(node, name, value) {
 	const w = findWidget(node, name);
 	if (!w) return false;
 	w.value = value;
-	if (w.inputEl && w.inputEl.value !== value) w.inputEl.value = value;
+	// the text box of a DOM widget (2024: also `inputEl`, deprecated in the current frontend)
+	const input = w.element instanceof HTMLTextAreaElement || w.element instanceof HTMLInputElement ? w.element : null;
+	if (input && input.value !== value) input.value = value;
 	w.callback?.(w.value);
 	node.setDirtyCanvas?.(true, true);
 	node.graph?.setDirtyCanvas?.(true, true);
@@ -104,10 +106,65 @@ export function paintCanvas(canvas, geom, pad) {
 	return ctx;
 }
 
+/**
+ * Follow a drag that starts with pointer event `e` on `target` until that pointer is released:
+ * `onMove(event)` for every move, then `onEnd(event, released)` (released: false when the
+ * browser cancelled the pointer). The moves and the release are taken at the window, in the
+ * capture phase, and kept from the rest of the page: the frontend cannot start its own drag
+ * (canvas pan, a Nodes 2.0 node move) meanwhile, and the drag still ends when the frontend
+ * re-renders or moves the widget's element during it (which drops pointer capture).
+ */
+export function followPointer(target, e, onMove, onEnd) {
+	const id = e.pointerId;
+	const move = (ev) => {
+		if (ev.pointerId !== id) return;
+		ev.preventDefault();
+		ev.stopPropagation();
+		onMove(ev);
+	};
+	const end = (ev) => {
+		if (ev.pointerId !== id) return;
+		ev.stopPropagation();
+		window.removeEventListener("pointermove", move, true);
+		window.removeEventListener("pointerup", end, true);
+		window.removeEventListener("pointercancel", end, true);
+		try {
+			target.releasePointerCapture?.(id);
+		} catch {
+			// capture already gone
+		}
+		onEnd(ev, ev.type === "pointerup");
+	};
+	window.addEventListener("pointermove", move, true);
+	window.addEventListener("pointerup", end, true);
+	window.addEventListener("pointercancel", end, true);
+	try {
+		target.setPointerCapture?.(id); // moves outside the browser window still arrive
+	} catch {
+		// the window listeners follow the pointer inside the page anyway
+	}
+}
+
 /** A pointer event's position in the canvas's CSS pixels. */
 export function canvasPoint(canvas, geom, e) {
 	const r = canvas.getBoundingClientRect();
 	return [((e.clientX - r.left) * geom.cssW) / r.width, ((e.clientY - r.top) * geom.cssH) / r.height];
+}
+
+/**
+ * Width in CSS px a view widget's drawing can use: the width its element is laid out at (Nodes
+ * 2.0 lays widgets out in the node's own grid), else the node's width less the DOM widget margins.
+ */
+export function viewWidth(node, box) {
+	const w = box?.isConnected ? box.clientWidth : 0;
+	return w > 0 ? w : (node.size?.[0] ?? 300) - 20;
+}
+
+/** One status line under a drawing: clipped with an ellipsis to the widget, full text as tooltip. */
+export function setStatus(status, text, bad) {
+	status.classList.toggle("am-bad", !!bad);
+	status.textContent = text;
+	status.title = text;
 }
 
 /** Add a DOM widget that is not sent to the server and not stored among the widget values. */
@@ -156,12 +213,15 @@ export function ensureCss() {
 .am-words { margin: 2px 0; }
 .am-missing { color: #ff7b7b; font-weight: bold; margin: 2px 0; }
 .am-error { color: #ffb36b; }
-.am-path { display: flex; flex-direction: column; align-items: center; gap: 2px; box-sizing: border-box; }
+.am-path { display: flex; flex-direction: column; align-items: center; gap: 2px; box-sizing: border-box; overflow: hidden; min-width: 0; }
 .am-path canvas { flex-shrink: 0; touch-action: none; cursor: crosshair; border-radius: 4px; }
-.am-path .am-status { font: 10px/1.3 sans-serif; color: var(--descrip-text, #999); text-align: center; }
+.am-path .am-status { font: 10px/1.3 sans-serif; color: var(--descrip-text, #999); text-align: center; flex-shrink: 0;
+  box-sizing: border-box; width: 100%; max-width: 100%; padding: 0 4px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .am-path .am-status.am-bad { color: #ff7b7b; }
 .am-files { font: 11px/1.4 sans-serif; color: var(--descrip-text, #999); overflow: hidden; }
-.am-files a { color: var(--input-text, #ddd); margin-right: 6px; }
+.am-files .am-links { display: flex; align-items: baseline; gap: 6px; white-space: nowrap; overflow: hidden; }
+.am-files .am-links > span { flex-shrink: 0; }
+.am-files a { color: var(--input-text, #ddd); min-width: 0; flex: 0 1 auto; overflow: hidden; text-overflow: ellipsis; }
 .am-files video { width: 100%; max-height: 100%; display: block; }
 `;
 	document.head.append(style);

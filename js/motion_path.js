@@ -1,7 +1,7 @@
 // Motion path widget: on nodes of this pack with dx/dy inputs (FrameSequence, TokenShift), draw
 // each moving word's path over a canvas with the image's aspect. Dragging the start / end (or a
 // keyframe) writes dx, dy / keyframes exactly as a user could type them; typing redraws.
-import { addViewWidget, canvasPoint, chainCallback, paintCanvas, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList, setWidgetValue, watchNode, PALETTE } from "./am_common.js";
+import { addViewWidget, canvasPoint, chainCallback, followPointer, paintCanvas, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList, setStatus, setWidgetValue, viewWidth, watchNode, PALETTE } from "./am_common.js";
 import { clampShift, formatKeyframes, interpolate, parseKeyframes, round2, straightKeys, wordKeys } from "./motion_math.js";
 
 const WIDGET = "attention_motion_path";
@@ -60,7 +60,7 @@ function attach(node, names) {
 	};
 	const layout = () => {
 		const s = state();
-		const availW = Math.max(60, (node.size?.[0] ?? 300) - 20 - 2 * PAD);
+		const availW = Math.max(60, viewWidth(node, box) - 2 * PAD);
 		let imgW = availW;
 		let imgH = (availW * s.h) / s.w;
 		if (imgH > MAX_H) {
@@ -141,11 +141,10 @@ function attach(node, names) {
 			ctx.fillText(word, ax + 8, ay + 14);
 		});
 		const bad = parsed.kind === "error";
-		status.classList.toggle("am-bad", bad);
-		status.textContent = bad
+		setStatus(status, bad
 			? `${parsed.message}: showing the straight path (dx ${s.dx}, dy ${s.dy})`
 			: `${s.w}×${s.h}, ${s.frames} frame${s.frames === 1 ? "" : "s"}; drag ○ start / ◆ end / ● keyframe` +
-			  (names.keyframes ? "; double-click adds a keyframe, alt-click removes one" : "");
+			  (names.keyframes ? "; double-click adds a keyframe, alt-click removes one" : ""), bad);
 		box.dataset.mode = parsed.kind === "none" ? "straight" : parsed.kind;
 		fitNode(node);
 	};
@@ -186,12 +185,15 @@ function attach(node, names) {
 		draw();
 	};
 
+	// Pointer events on the drawing stay with it: a press that misses a handle does not start a
+	// canvas pan or (Nodes 2.0) a node move either, so a near miss never drags the node away.
 	canvas.addEventListener("pointerdown", (e) => {
+		e.stopPropagation();
+		if (e.button !== 0 || drag) return;
 		const p = pointer(e);
 		const h = nearest(p);
 		if (!h) return;
 		e.preventDefault();
-		e.stopPropagation();
 		if (e.altKey && h.kind === "key") {
 			const s = state();
 			const parsed = parseKeyframes(s.text, s.frames, s.words);
@@ -209,22 +211,11 @@ function attach(node, names) {
 			h.end = [a[0] + s.dx, a[1] + s.dy];
 		}
 		drag = h;
-		canvas.setPointerCapture?.(e.pointerId);
+		followPointer(canvas, e, (ev) => moveTo(h, pointer(ev)), (ev, released) => {
+			if (released) moveTo(h, pointer(ev));
+			drag = null;
+		});
 	});
-	canvas.addEventListener("pointermove", (e) => {
-		if (!drag) return;
-		e.preventDefault();
-		e.stopPropagation();
-		moveTo(drag, pointer(e));
-	});
-	const stop = (e) => {
-		if (!drag) return;
-		moveTo(drag, pointer(e));
-		drag = null;
-		canvas.releasePointerCapture?.(e.pointerId);
-	};
-	canvas.addEventListener("pointerup", stop);
-	canvas.addEventListener("pointercancel", () => (drag = null));
 	canvas.addEventListener("dblclick", (e) => {
 		if (!names.keyframes) return;
 		e.preventDefault();
@@ -273,7 +264,7 @@ function attach(node, names) {
 		},
 		redraw: draw,
 	};
-	watchNode(node, () => JSON.stringify([state(), node.size?.[0], node.properties?.[PROP]]), () => draw());
+	watchNode(node, () => JSON.stringify([state(), viewWidth(node, box), node.properties?.[PROP]]), () => draw());
 	return widget;
 }
 

@@ -7,6 +7,10 @@ import { api } from "../../scripts/api.js";
 import { addViewWidget, chainCallback, ensureCss, el, fitNode, isPackNode } from "./am_common.js";
 
 const WIDGET = "attention_motion_files";
+// the classic canvas insets a DOM widget by 10 px on each side of the height it asks for
+const MARGINS = 20;
+const LINKS_H = 20 + MARGINS;
+const VIDEO_H = 180 + MARGINS;
 
 const viewUrl = (f) => api.apiURL("/view?" + new URLSearchParams({ filename: f.filename, subfolder: f.subfolder ?? "", type: f.type ?? "output" }));
 
@@ -17,20 +21,22 @@ function showFiles(node, output) {
 	let view = node.attentionMotionFiles;
 	if (!view) {
 		const box = el("div", { class: "am-files" });
-		view = { box, height: 24 };
+		view = { box, height: LINKS_H };
 		view.widget = addViewWidget(node, WIDGET, box, () => view.height);
 		node.attentionMotionFiles = view;
 	}
-	const links = el("div", {}, "saved: ", ...clips.map((f) => el("a", { href: viewUrl(f), target: "_blank", text: f.filename })));
+	// one line whatever the node's width: each name shrinks with an ellipsis (full name as tooltip)
+	const links = el("div", { class: "am-links" }, el("span", { text: "saved:" }),
+		...clips.map((f) => el("a", { href: viewUrl(f), target: "_blank", text: f.filename, title: f.filename })));
 	const shown = (output.images ?? []).length > 0;
 	const mp4 = clips.find((f) => /\.mp4$/i.test(f.filename));
 	const parts = [links];
-	view.height = 24;
+	view.height = LINKS_H;
 	if (!shown && mp4) {
 		const video = el("video", { src: viewUrl(mp4), autoplay: true, loop: true, muted: true, playsInline: true, controls: false });
 		video.muted = true;
 		parts.push(video);
-		view.height = 200;
+		view.height = VIDEO_H;
 	}
 	view.box.replaceChildren(...parts);
 	view.box.dataset.files = clips.map((f) => f.filename).join(",");

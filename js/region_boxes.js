@@ -2,7 +2,7 @@
 // every region's box (or each keyframe box of a moving region's path) over the image. Dragging a
 // box moves it, dragging its corner resizes it, double-click adds a region, alt-click removes a
 // box; every edit writes the regions JSON exactly as a user could type it, and typing redraws.
-import { addViewWidget, canvasPoint, chainCallback, paintCanvas, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, setWidgetValue, watchNode, PALETTE } from "./am_common.js";
+import { addViewWidget, canvasPoint, chainCallback, followPointer, paintCanvas, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, setStatus, setWidgetValue, viewWidth, watchNode, PALETTE } from "./am_common.js";
 import { formatRegions, moveBox, parseRegions, regionBoxes, resizeBox } from "./region_math.js";
 import { round2 } from "./motion_math.js";
 
@@ -30,7 +30,7 @@ function attach(node, name) {
 
 	const text = () => String(findWidget(node, name)?.value ?? "");
 	const layout = () => {
-		const side = Math.min(MAX_H, Math.max(60, (node.size?.[0] ?? 300) - 20 - 2 * PAD));
+		const side = Math.min(MAX_H, Math.max(60, viewWidth(node, box) - 2 * PAD));
 		geom = { imgW: side, imgH: side, cssW: side + 2 * PAD, cssH: side + 2 * PAD };
 	};
 	const toPx = (fx, fy) => [PAD + fx * geom.imgW, PAD + fy * geom.imgH];
@@ -73,11 +73,10 @@ function attach(node, name) {
 			});
 		}
 		const n = parsed.kind === "ok" ? parsed.regions.length : 0;
-		status.classList.toggle("am-bad", parsed.kind === "error");
-		status.textContent = parsed.kind === "error"
+		setStatus(status, parsed.kind === "error"
 			? parsed.message
 			: `${n} region${n === 1 ? "" : "s"} (fractions of the image); drag a box to move, its corner to resize; ` +
-			  "double-click adds a region, alt-click removes a box";
+			  "double-click adds a region, alt-click removes a box", parsed.kind === "error");
 		fitNode(node);
 	};
 
@@ -115,12 +114,14 @@ function attach(node, name) {
 		});
 	};
 
+	// Pointer events on the drawing stay with it (no canvas pan or Nodes 2.0 node move on a miss).
 	canvas.addEventListener("pointerdown", (e) => {
+		e.stopPropagation();
+		if (e.button !== 0 || drag) return;
 		const p = pointer(e);
 		const h = hitAt(p);
 		if (!h) return;
 		e.preventDefault();
-		e.stopPropagation();
 		if (e.altKey) {
 			edit((regions) => {
 				const r = regions[h.region];
@@ -132,22 +133,11 @@ function attach(node, name) {
 		const f = toFrac(p[0], p[1]);
 		const b = regionBoxes(parseRegions(text()).regions[h.region])[h.index];
 		drag = { ...h, grab: [f[0] - b[0], f[1] - b[1]] };
-		canvas.setPointerCapture?.(e.pointerId);
+		followPointer(canvas, e, (ev) => apply(pointer(ev)), (ev, released) => {
+			if (released) apply(pointer(ev));
+			drag = null;
+		});
 	});
-	canvas.addEventListener("pointermove", (e) => {
-		if (!drag) return;
-		e.preventDefault();
-		e.stopPropagation();
-		apply(pointer(e));
-	});
-	const stop = (e) => {
-		if (!drag) return;
-		apply(pointer(e));
-		drag = null;
-		canvas.releasePointerCapture?.(e.pointerId);
-	};
-	canvas.addEventListener("pointerup", stop);
-	canvas.addEventListener("pointercancel", () => (drag = null));
 	canvas.addEventListener("dblclick", (e) => {
 		const p = pointer(e);
 		if (hitAt(p)) return;
@@ -173,7 +163,7 @@ function attach(node, name) {
 		},
 		redraw: draw,
 	};
-	watchNode(node, () => JSON.stringify([text(), node.size?.[0]]), () => draw());
+	watchNode(node, () => JSON.stringify([text(), viewWidth(node, box)]), () => draw());
 	return widget;
 }
 
