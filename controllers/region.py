@@ -62,8 +62,8 @@ def mix_regions(g: torch.Tensor, local: list[torch.Tensor], cover: torch.Tensor,
     """``g + sum_i m_i w_i (l_i - g) / max(1, sum_i m_i)`` with ``cover`` ``[rows, R, N]``."""
     norm = cover.sum(1).clamp(min=1.0).unsqueeze(-1)  # [rows, N, 1]
     delta = torch.zeros_like(g, dtype=torch.float32)
-    for i, (l, w) in enumerate(zip(local, weights)):
-        delta += (cover[:, i].unsqueeze(-1) * w) * (l.float() - g.float())
+    for i, (li, w) in enumerate(zip(local, weights)):
+        delta += (cover[:, i].unsqueeze(-1) * w) * (li.float() - g.float())
     return (g.float() + delta / norm).to(g.dtype)
 
 

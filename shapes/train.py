@@ -47,10 +47,10 @@ def sd15_alphas_cumprod() -> torch.Tensor:
     return torch.cumprod(1.0 - betas, 0).float()
 
 
-def whitening(seed: int):
-    """Latent whitening (A, b) fitted on scenes drawn from ``seed`` + 1 (deterministic)."""
+def whitening(seed: int, scenes: int = WHITEN_SCENES):
+    """Latent whitening (A, b) fitted on ``scenes`` scenes drawn from ``seed`` + 1 (deterministic)."""
     gen = torch.Generator().manual_seed(seed + WHITEN_SEED_OFFSET)
-    x, _ = data.batch(gen, WHITEN_SCENES)
+    x, _ = data.batch(gen, scenes)
     return vae.fit_whitening(vae.pooled_features(x))
 
 
@@ -118,7 +118,7 @@ def _cross_attention(attn, x, context, tap: AttentionTap):
     return attn.to_out(out)
 
 
-def _train_forward(self, x, context=None, transformer_options={}):
+def _train_forward(self, x, context=None, transformer_options=None):
     """Out-of-place BasicTransformerBlock forward (SD layout: self-attn, cross-attn, ff)."""
     x = self.attn1(self.norm1(x)) + x
     x = _cross_attention(self.attn2, self.norm2(x), context, self._attn_tap) + x
@@ -246,7 +246,7 @@ def train_unet(args) -> None:
         log.flush()
 
     t0 = time.time()
-    A, b = whitening(args.seed)
+    A, b = whitening(args.seed, args.whiten_scenes)
     torch.save({"A": A, "b": b}, os.path.join(args.work, "whitening.pt"))
     clip = M.new_clip()
     M.init_clip(clip, args.seed + 3)
@@ -335,7 +335,7 @@ def train_decoder(args) -> None:
         log.write(line + "\n")
         log.flush()
 
-    A, b = whitening(args.seed)
+    A, b = whitening(args.seed, args.whiten_scenes)
     gen = torch.Generator().manual_seed(args.seed + 6)
     dec = vae.init_module(vae.Decoder(), gen)
     opt = torch.optim.Adam(dec.parameters(), lr=args.lr)
@@ -366,7 +366,7 @@ def train_decoder(args) -> None:
         if step % args.save_every == 0 or step == args.steps:
             save_st(dec.state_dict(), os.path.join(args.work, "decoder.safetensors"))
             with open(os.path.join(args.work, "decoder_state.json"), "w") as f:
-                json.dump({"step": step, "loss": avg, "attention_loss": avg_attn, "seconds": time.time() - t0, "args": vars(args)}, f)
+                json.dump({"step": step, "loss": avg, "seconds": time.time() - t0, "args": vars(args)}, f)
             say("saved step {}".format(step))
     say("done")
 
@@ -415,6 +415,8 @@ def main(argv=None) -> None:
                     help="unet: share of samples whose object-word maps are replaced by the object masks")
     ap.add_argument("--init", default=None, help="unet: start from these weights (safetensors)")
     ap.add_argument("--crop", type=int, default=48, help="decoder: training crop in pixels (multiple of 8)")
+    ap.add_argument("--whiten-scenes", type=int, default=WHITEN_SCENES,
+                    help="unet, decoder: scenes the latent whitening is fitted on (give both the same)")
     args = ap.parse_args(argv)
     defaults = {"unet": dict(steps=3000, batch=32, lr=1e-3, threads=2),
                 "decoder": dict(steps=800, batch=12, lr=1e-3, threads=1), "export": dict(threads=1)}[args.what]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import harness
-from test_p2p import SIZE, SRC, build, custom, plain
+from test_p2p import SRC, build, custom, plain
 
 pytestmark = pytest.mark.host
 

@@ -8,7 +8,6 @@ next to the value it came from; none is loosened to pass.
 import os
 
 import pytest
-import torch
 
 from attention_motion.shapes import probes
 
