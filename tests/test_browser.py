@@ -77,10 +77,10 @@ HOST_USER_DIRECTORY = "user_directory" in HOST_OPTIONS
 def _frontend_variants():
     if HOST_SERVES_PACKAGES:
         return [BUNDLED, NEWEST_CLASSIC, NEWEST_VUE]
-    # Deselected on this host (the pinned lane, ComfyUI a28a9dc8 of 2024-03): it serves the
-    # frontend of its own web/ folder and has no --front-end-root, and the 1.58.1 frontend does
-    # not boot against its 2024 server API (no /api prefix, no /features, no frontend-package
-    # settings), so the newest frontend does not apply here. It runs on the v0.3.75 lane.
+    # The 1.58.1 variants are deselected on this host (the pinned lane, ComfyUI a28a9dc8 of
+    # 2024-03): it serves the frontend of its own web/ folder and has no --front-end-root, and
+    # the 1.58.1 frontend does not boot against its 2024 server (which has none of the
+    # /api-prefixed routes that frontend calls, nor /features). They run on the v0.3.75 lane.
     return [BUNDLED]
 
 
