@@ -346,6 +346,22 @@ def _capture_api():
     return tiny(_load(os.path.join(WORKFLOWS, "api", "capture_heatmaps.json")))
 
 
+def test_runner_gets_every_run_s_files(comfy_server, tmp_path):
+    """Eight runs in a row, each with new seeds (nothing cached): every run's files come back.
+
+    2025 hosts send the end-of-run messages before the history is written (before the fix, 6 of
+    8 such runs on v0.3.75 returned having saved nothing); the runner waits for the history.
+    """
+    for i in range(8):
+        api = _capture_api()
+        api["6"]["inputs"]["seed"] = 1000 + i
+        api["6"]["inputs"]["steps"] = 2
+        result = run_workflow.run(api, comfy_server.url, out_dir=str(tmp_path / f"run{i}"), timeout=300,
+                                  log=lambda _m: None)
+        pngs = [p for p in result["files"] if p.endswith(".png")]
+        assert len(pngs) == 3, (i, result["files"])  # image + 2 heatmaps, every time
+
+
 def test_cli_runs_a_ui_workflow_with_overrides(comfy_server, tmp_path):
     """UI format in, /object_info conversion, --set by node and by input name, files out, exit 0."""
     ui = _load(os.path.join(WORKFLOWS, "capture_heatmaps.json"))
