@@ -52,10 +52,13 @@ class ShiftController(Controller):
         self_mode: str = "free",
         mask_threshold: float = 0.3,
         node: str = "ShiftController",
+        rows: int | None = None,
     ):
         """``shifts`` is ``[rows, words, 2]`` (dx, dy as fractions of width/height); a table with
         fewer rows than the batch repeats its last row. With ``pairs`` it has two rows: the source
-        rows' shift (zero) and the moved rows' shift. ``node`` names the node in errors."""
+        rows' shift (zero) and the moved rows' shift. ``node`` names the node in errors. ``rows``:
+        the rows of the LATENT the node built (one per frame); the first call of a run refuses a
+        sampled latent of another size."""
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         if self_mode not in SELF_MODES:
@@ -72,11 +75,12 @@ class ShiftController(Controller):
         self.self_mode = self_mode
         self.mask_threshold = mask_threshold
         self.node = node
+        self.rows = rows
         self.runs = 0
         self._last_maps: dict[int, torch.Tensor] = {}  # level -> reference maps [rows, words, h, w]
         self._home: dict[tuple, torch.Tensor] = {}  # layer key -> home centroids [rows, words, 2]
         self._last_held: dict[int, torch.Tensor | None] = {}  # level -> the shifts cross() applied
-        self._pairs_checked = False
+        self._checked = False  # the first call of the run checked the sampled latent's rows
 
     def __deepcopy__(self, memo):
         return self
@@ -86,7 +90,7 @@ class ShiftController(Controller):
         self._last_maps = {}
         self._home = {}
         self._last_held = {}
-        self._pairs_checked = False
+        self._checked = False
 
     # -- helpers ---------------------------------------------------------------------------
     def _table_row(self, row: int, rows: int) -> int:
@@ -108,6 +112,11 @@ class ShiftController(Controller):
         return row
 
     def _check_rows(self, rows: int) -> None:
+        if self.rows is not None and rows != self.rows:
+            raise ValueError(
+                f"{self.node}: the sampled latent has {rows} row(s), but the node built {self.rows} "
+                f"(one per frame), and each row is moved as its frame. Connect {self.node}'s 'latent' output "
+                f"to the sampler instead of another latent (such as Empty Latent Image).")
         if self.reference == "pairs" and rows % 2:
             raise ValueError(
                 f"{self.node}: the sampled latent has {rows} row(s), but 'reference' is 'source row', which "
@@ -118,8 +127,6 @@ class ShiftController(Controller):
         """First cross-attention call of a run: the moved rows must be copies of their source rows
         (same latent, same noise), so their word maps must agree before anything moved them.
         Only this controller's word columns are compared: other controllers may have edited others."""
-        self._check_rows(call.rows)
-        self._pairs_checked = True
         half = call.rows // 2
         cols = [j for g in self.groups for j in g if j < probs.shape[-1]]
         if not half or not cols:
@@ -144,9 +151,12 @@ class ShiftController(Controller):
         return bool(self.shifts[self._table_row(row, rows)].abs().sum() > 0)
 
     # -- cross-attention ---------------------------------------------------------------------
+    def _checks_rows(self) -> bool:
+        return self.reference == "pairs" or self.rows is not None
+
     def wants_cross(self, call: AttnCall) -> bool:
-        first_of_pairs = self.reference == "pairs" and call.is_cond and not self._pairs_checked
-        return first_of_pairs or self._active(call)
+        first = self._checks_rows() and call.is_cond and not self._checked
+        return first or self._active(call)
 
     def _held_offsets(self, call: AttnCall, raw: torch.Tensor) -> torch.Tensor:
         """``own`` reference: per row and word, the shift that puts the map's centroid at home + offset."""
@@ -158,10 +168,11 @@ class ShiftController(Controller):
         return self.shifts[table].to(now) + (home - now)
 
     def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
-        if self.reference == "pairs":
-            if not self._pairs_checked:
-                self._check_pairs(call, probs)
+        if self._checks_rows():
             self._check_rows(call.rows)
+            if not self._checked and self.reference == "pairs":
+                self._check_pairs(call, probs)
+            self._checked = True
             if not self._active(call):
                 return probs
         t = probs.shape[-1]

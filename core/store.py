@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -10,6 +12,10 @@ from .maps import MapAccumulator, resample
 
 FORMAT = "attention-motion/attention-store"
 FORMAT_VERSION = 1
+STORE_TENSORS = ("maps",)  # and one "level_<k>" tensor per recorded level
+MAX_LEVEL = 7  # attention_grid looks at levels 0..7
+MAX_LATENT_SIDE = 1024  # latent cells: 8192-pixel images
+MAX_TOKEN_POSITION = 77 * 1024  # token positions of a prompt of up to 1024 CLIP chunks
 
 
 class StoreEmptyError(RuntimeError):
@@ -125,21 +131,95 @@ class AttentionStore:
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> "AttentionStore":
-        """Rebuild a read-only store from :meth:`to_tensors` output."""
+        """Rebuild a read-only store from :meth:`to_tensors` output.
+
+        Everything is checked: a file edited or damaged elsewhere raises ValueError saying what
+        is wrong, never an indexing or shape error later."""
         if meta.get("format") != FORMAT:
-            raise ValueError(f"not an attention store file (format {meta.get('format')!r}, expected {FORMAT!r})")
-        levels = json.loads(meta["levels"])
-        latent = json.loads(meta.get("latent_hw", "null"))
-        store = cls(
-            prompt=meta["prompt"],
-            words=json.loads(meta["words"]),
-            token_indices=json.loads(meta["token_indices"]),
-            step_range=tuple(json.loads(meta["step_range"])),
-            levels=None if levels is None else frozenset(levels),
-            latent_hw=None if latent is None else tuple(latent),
-        )
-        store.loaded_maps = tensors["maps"].float()
-        store.loaded_levels = {
-            int(k.split("_", 1)[1]): v.float() for k, v in tensors.items() if k.startswith("level_")
-        }
+            raise ValueError(f"not an attention store file (format {_cut(meta.get('format'))}, expected {FORMAT!r})")
+        version = meta.get("format_version")
+        if version not in [str(v) for v in range(1, FORMAT_VERSION + 1)]:
+            raise ValueError(f"format_version {_cut(version)} is not one this pack reads (1 to {FORMAT_VERSION})")
+        prompt = meta.get("prompt")
+        if not isinstance(prompt, str):
+            raise ValueError("metadata has no 'prompt'")
+        words = _json(meta, "words")
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+            raise ValueError(f"metadata 'words' is {_cut(words)}; expected a non-empty list of words")
+        indices = _json(meta, "token_indices")
+        if not (isinstance(indices, list) and len(indices) == len(words)
+                and all(isinstance(g, list) and g and all(_is_int(i, 0, MAX_TOKEN_POSITION - 1) for i in g)
+                        for g in indices)):
+            raise ValueError(f"metadata 'token_indices' is {_cut(indices)}; expected one list of token positions "
+                             f"(0 to {MAX_TOKEN_POSITION - 1}) per word ({len(words)})")
+        window = _json(meta, "step_range")
+        if not (isinstance(window, list) and len(window) == 2 and all(_is_number(x) for x in window)
+                and 0 <= window[0] <= window[1] <= 1):
+            raise ValueError(f"metadata 'step_range' is {_cut(window)}; expected [start, end] with 0 <= start <= end <= 1")
+        levels = _json(meta, "levels")
+        if levels is not None and not (isinstance(levels, list) and levels
+                                       and all(_is_int(lv, 0, MAX_LEVEL) for lv in levels)):
+            raise ValueError(f"metadata 'levels' is {_cut(levels)}; expected null or a list of levels 0 to {MAX_LEVEL}")
+        latent = _json(meta, "latent_hw", "null")
+        if latent is not None and not (isinstance(latent, list) and len(latent) == 2
+                                       and all(_is_int(x, 1, MAX_LATENT_SIDE) for x in latent)):
+            raise ValueError(f"metadata 'latent_hw' is {_cut(latent)}; expected null or [height, width] of "
+                             f"1 to {MAX_LATENT_SIDE} latent cells")
+        maps = _maps(tensors.get("maps"), "maps", (None, len(words)), latent)
+        grid = _json(meta, "grid")
+        if grid != list(maps.shape[-2:]):
+            raise ValueError(f"metadata 'grid' is {_cut(grid)} but the maps are {list(maps.shape[-2:])}")
+        loaded_levels = {}
+        for key, value in tensors.items():
+            if not key.startswith("level_"):
+                continue
+            level = key.split("_", 1)[1]
+            if not (level.isdigit() and int(level) <= MAX_LEVEL):
+                raise ValueError(f"tensor {_cut(key)} does not name a level 0 to {MAX_LEVEL}")
+            loaded_levels[int(level)] = _maps(value, key, tuple(maps.shape[:2]), latent)
+        store = cls(prompt=prompt, words=words, token_indices=indices, step_range=(float(window[0]), float(window[1])),
+                    levels=None if levels is None else frozenset(levels),
+                    latent_hw=None if latent is None else tuple(latent))
+        store.loaded_maps = maps
+        store.loaded_levels = loaded_levels
         return store
+
+
+def _cut(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _json(meta: dict[str, str], key: str, default: str | None = None) -> Any:
+    text = meta.get(key, default)
+    if text is None:
+        raise ValueError(f"metadata has no {key!r}")
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"metadata {key!r} is not valid JSON ({_cut(text)})") from None
+
+
+def _is_int(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _maps(value: Any, key: str, lead: tuple, latent: list | None) -> torch.Tensor:
+    """A stored map tensor ``[rows, words, h, w]``: floating, finite, non-negative, within the latent."""
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"it has no {key!r} tensor")
+    if not value.is_floating_point() or value.dim() != 4 or 0 in value.shape:
+        raise ValueError(f"tensor {key!r} is {value.dtype} {list(value.shape)}; expected floating [rows, words, h, w]")
+    want = [value.shape[0] if n is None else n for n in lead]
+    if list(value.shape[:2]) != want:
+        raise ValueError(f"tensor {key!r} has shape {list(value.shape)}; expected [rows, words] = {want} first")
+    if latent is not None and (value.shape[2] > latent[0] or value.shape[3] > latent[1]):
+        raise ValueError(f"tensor {key!r} has a {list(value.shape[2:])} grid, larger than the latent {latent}")
+    value = value.float()
+    if not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
+        raise ValueError(f"tensor {key!r} holds values that are not attention (NaN, infinite or negative)")
+    return value

@@ -7,11 +7,9 @@ import torch
 
 from ..controllers.capture import CaptureController
 from ..core import render
-from ..core.grid import parse_levels
-from ..core.store import AttentionStore
+from ..core.store import STORE_TENSORS, AttentionStore
 from ..host.router import install
-from ..host.tokens import locate_words, parse_word_list, tokenize_prompt
-from .common import CATEGORY, STORE_TYPE, check_range, check_window, save_preview_images
+from .common import CATEGORY, STORE_TYPE, check_inputs, check_window, locate, quote, resolution_levels, save_preview_images
 
 STORE_FOLDER = "attention_stores"
 
@@ -44,15 +42,11 @@ class AttentionCapture:
         }
 
     def capture(self, model, clip, prompt, words, start, end, resolutions):
+        check_inputs(self, locals())
         node = "AttentionCapture"
         window = check_window(node, start, end)
-        try:
-            levels = parse_levels(resolutions)
-        except ValueError as e:
-            raise ValueError(f"{node}: input 'resolutions': {e}") from None
-        tokens = tokenize_prompt(clip, prompt)
-        entries = parse_word_list(words)
-        indices = locate_words(clip, tokens, entries, node)
+        levels = resolution_levels(node, resolutions, model)
+        entries, indices = locate(node, clip, prompt, words)
         store = AttentionStore(prompt=prompt, words=entries, token_indices=indices, step_range=window, levels=levels)
         return (install(model, CaptureController(store), node), store)
 
@@ -84,8 +78,8 @@ class AttentionHeatmaps:
         }
 
     def render(self, store, latent, threshold, layout, image=None):
+        check_inputs(self, locals())
         node = "AttentionHeatmaps"
-        check_range(node, "threshold", threshold, 0.0, 1.0)
         maps = store.maps().float().cpu()
         if image is not None:
             size = (int(image.shape[1]), int(image.shape[2]))
@@ -136,6 +130,7 @@ class SaveAttentionStore:
         import folder_paths
         from safetensors.torch import save_file
 
+        check_inputs(self, locals())
         tensors, meta = store.to_tensors()
         out_dir = os.path.join(folder_paths.get_output_directory(), STORE_FOLDER)
         os.makedirs(out_dir, exist_ok=True)
@@ -176,9 +171,7 @@ class LoadAttentionStore:
 
     @classmethod
     def VALIDATE_INPUTS(cls, file):
-        if file not in _store_files():
-            return f"LoadAttentionStore: file '{file}' is not in output/{STORE_FOLDER}/; save a store first."
-        return True
+        return _missing_store(file) or True
 
     @classmethod
     def IS_CHANGED(cls, file):
@@ -191,16 +184,32 @@ class LoadAttentionStore:
         import folder_paths
         from safetensors import safe_open
 
+        node = "LoadAttentionStore"
+        missing = _missing_store(file)
+        if missing:
+            raise FileNotFoundError(missing)
+        check_inputs(self, locals())
         path = os.path.join(folder_paths.get_output_directory(), STORE_FOLDER, os.path.basename(file))
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"LoadAttentionStore: input 'file': {path} does not exist.")
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        try:
+            with safe_open(path, framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys() if k in STORE_TENSORS or k.startswith("level_")}
+        except Exception as e:  # noqa: BLE001 - the reader's errors (header, truncation, I/O) all mean one thing here
+            raise ValueError(f"{node}: input 'file': {quote(file, 80)} is not a readable safetensors file "
+                             f"({quote(str(e), 120)}); save the store again with Save Attention Store.") from None
         try:
             return (AttentionStore.from_tensors(tensors, meta),)
-        except (KeyError, ValueError) as e:
-            raise ValueError(f"LoadAttentionStore: input 'file': {file} is not a valid attention store ({e}).") from None
+        except ValueError as e:
+            raise ValueError(f"{node}: input 'file': {quote(file, 80)} is not a valid attention store ({e}); "
+                             "save the store again with Save Attention Store.") from None
+
+
+def _missing_store(file) -> str | None:
+    """The error for a 'file' that is not a saved store, or None."""
+    if not isinstance(file, str) or file not in _store_files():
+        return (f"LoadAttentionStore: input 'file' is {quote(repr(file), 80)}, which is not in "
+                f"output/{STORE_FOLDER}/; save a store first or pick one of the list.")
+    return None
 
 
 NODE_CLASS_MAPPINGS = {

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from .common import CATEGORY, check_range
+from .common import CATEGORY, check_inputs
 
 
 def to_uint8(images) -> np.ndarray:
@@ -83,13 +83,10 @@ class SaveMotionClip:
         import folder_paths
         from PIL import Image
 
+        check_inputs(self, locals())
         node = "SaveMotionClip"
-        check_range(node, "fps", fps, 0.1, 120.0)
-        check_range(node, "loop", loop, 0, 1000)
         if not (gif or webp or mp4 or frame_pngs):
             raise ValueError(f"{node}: every format is off; turn on at least one of gif, webp, mp4, frame_pngs.")
-        if images is None or images.dim() != 4 or images.shape[0] < 1:
-            raise ValueError(f"{node}: input 'images' must be an IMAGE batch [frames, height, width, channels].")
         frames = to_uint8(images)
         out_dir = folder_paths.get_output_directory()
         full, name, counter, subfolder, _ = folder_paths.get_save_image_path(

@@ -5,50 +5,17 @@ import torch
 
 from ..controllers.frames import CROSS_FRAME_MODES, BackgroundLock, CrossFrameController
 from ..controllers.shift import SELF_MODES, ShiftController
-from ..core.grid import parse_levels
 from ..core.motion import INTERPOLATIONS, SCHEDULES, chunk_rows, frame_offsets, schedule_shifts
 from ..core.shift import FILLS
 from ..host.router import find_router, install
-from ..host.tokens import locate_words, parse_word_list, tokenize_prompt
-from .common import CATEGORY, check_range, check_window
+from .common import CATEGORY, check_inputs, check_window, empty_latent, locate, resolution_levels
 
 MAX_FRAMES = 1024
 FRAME_SELF_MODES = ("free", "shift", "anchor")
 
 
-def _levels(node: str, spec: str):
-    try:
-        return parse_levels(spec)
-    except ValueError as e:
-        raise ValueError(f"{node}: input 'resolutions': {e}") from None
-
-
-def _words(node: str, clip, prompt: str, words: str) -> tuple[list[str], list[list[int]]]:
-    entries = parse_word_list(words)
-    return entries, locate_words(clip, tokenize_prompt(clip, prompt), entries, node)
-
-
-def _choice(node: str, name: str, value: str, valid) -> str:
-    if value not in valid:
-        raise ValueError(f"{node}: input '{name}' is {value!r}; use one of {', '.join(valid)}.")
-    return value
-
-
 REFERENCES = ("source row", "none")
 MAX_BATCH = 64
-
-
-def _check_size(node: str, width: int, height: int) -> None:
-    for name, value in (("width", width), ("height", height)):
-        if value < 8 or value % 8:
-            raise ValueError(f"{node}: input '{name}' is {value}; use a multiple of 8 of at least 8 pixels.")
-
-
-def _empty_latent(node: str, width: int, height: int, batch_size: int) -> dict:
-    _check_size(node, width, height)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
-        raise ValueError(f"{node}: input 'batch_size' is {batch_size!r}; use 1 to {MAX_BATCH}.")
-    return {"samples": torch.zeros(batch_size, 4, height // 8, width // 8)}
 
 
 def paired_latent(latent: dict, node: str = "TokenShift") -> dict:
@@ -114,16 +81,12 @@ class TokenShift:
 
     def patch(self, model, clip, prompt, words, dx, dy, start, end, resolutions, fill="zero", self_attention="free",
               reference="source row", width=512, height=512, batch_size=1, latent=None):
+        check_inputs(self, locals())
         node = "TokenShift"
-        check_range(node, "dx", dx, -1.0, 1.0)
-        check_range(node, "dy", dy, -1.0, 1.0)
         window = check_window(node, start, end)
-        levels = _levels(node, resolutions)
-        _choice(node, "fill", fill, FILLS)
-        _choice(node, "self_attention", self_attention, SELF_MODES)
-        _choice(node, "reference", reference, REFERENCES)
-        base = latent if latent is not None else _empty_latent(node, width, height, batch_size)
-        entries, groups = _words(node, clip, prompt, words)
+        levels = resolution_levels(node, resolutions, model)
+        base = latent if latent is not None else empty_latent(batch_size, width, height)
+        entries, groups = locate(node, clip, prompt, words)
         offset = [[float(dx), float(dy)]] * len(groups)
         if reference == "none":
             ctrl = ShiftController(groups, torch.tensor([offset]), window, levels, fill, reference="own",
@@ -190,21 +153,11 @@ class FrameSequence:
               interpolation="linear", schedule="variation", start=0.0, end=0.5, resolutions="all", fill="zero",
               self_attention="free", cross_frame="anchor", shared_noise=True, background_lock=0.0,
               chunk_size=0, chunk_index=0):
+        check_inputs(self, locals())
         node = "FrameSequence"
-        if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= MAX_FRAMES:
-            raise ValueError(f"{node}: input 'frames' is {frames!r}; a clip needs 1 to {MAX_FRAMES} frames.")
-        _check_size(node, width, height)
-        check_range(node, "dx", dx, -1.0, 1.0)
-        check_range(node, "dy", dy, -1.0, 1.0)
-        check_range(node, "background_lock", background_lock, 0.0, 1.0)
         window = check_window(node, start, end)
-        levels = _levels(node, resolutions)
-        _choice(node, "interpolation", interpolation, INTERPOLATIONS)
-        _choice(node, "schedule", schedule, SCHEDULES)
-        _choice(node, "fill", fill, FILLS)
-        _choice(node, "self_attention", self_attention, FRAME_SELF_MODES)
-        _choice(node, "cross_frame", cross_frame, CROSS_FRAME_MODES)
-        entries, groups = _words(node, clip, prompt, words)
+        levels = resolution_levels(node, resolutions, model)
+        entries, groups = locate(node, clip, prompt, words)
         try:
             offsets = frame_offsets(frames, entries, dx, dy, keyframes, interpolation)
         except ValueError as e:
@@ -218,7 +171,7 @@ class FrameSequence:
         shifts = schedule_shifts(batch_offsets, schedule)
         reference = "anchor" if schedule == "variation" else "previous"
         shift = ShiftController(groups, shifts, window, levels, fill, reference=reference,
-                                self_mode="shift" if self_attention == "shift" else "free")
+                                self_mode="shift" if self_attention == "shift" else "free", node=node, rows=len(rows))
         m = install(model, shift, node)
         moving = frozenset(r for r in range(len(rows)) if r > 0 or bool(shifts[0].abs().sum() > 0))
         if cross_frame != "off":
@@ -228,10 +181,8 @@ class FrameSequence:
             rel = batch_offsets - batch_offsets[:1]
             m = install(m, BackgroundLock(groups, rel, background_lock, start=0.2), node)
 
-        lat_h, lat_w = height // 8, width // 8
-        samples = torch.zeros(len(rows), 4, lat_h, lat_w)
         batch_index = [0] * len(rows) if shared_noise else list(rows)
-        return (m, {"samples": samples, "batch_index": batch_index})
+        return (m, dict(empty_latent(len(rows), width, height), batch_index=batch_index))
 
 
 NODE_CLASS_MAPPINGS = {"TokenShift": TokenShift, "FrameSequence": FrameSequence}

@@ -1,7 +1,7 @@
 """ShapesModelLoader: the small model of the world of shapes that ships with the pack."""
 from __future__ import annotations
 
-from .common import CATEGORY
+from .common import CATEGORY, check_inputs
 
 
 class ShapesModelLoader:
@@ -22,6 +22,7 @@ class ShapesModelLoader:
         return {"required": {}}
 
     def load(self):
+        check_inputs(self, locals())
         from ..shapes.model import build
         return build()
 

@@ -139,7 +139,7 @@ def test_chunks_repeat_the_anchor(tiny_sd15):
 
 @pytest.mark.parametrize("kw,match", [
     ({"words": "zebra"}, r"FrameSequence: word 'zebra' \(input 'words'\) is not in the prompt"),
-    ({"frames": 0}, r"FrameSequence: input 'frames' is 0; a clip needs 1 to"),
+    ({"frames": 0}, r"FrameSequence: input 'frames' is 0; use 1 to 1024"),
     ({"keyframes": "[[0, 0, 0], [3, 0.2"}, r"FrameSequence: input 'keyframes'.*not valid JSON"),
     ({"keyframes": "[[0, 0, 0], [30, 0.2, 0]]"}, r"frame 30 is outside the clip \(frames 0..7\)"),
     ({"dx": 1.4}, r"FrameSequence: input 'dx' is 1.4, but it must lie between -1.0 and 1.0"),
