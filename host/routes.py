@@ -14,21 +14,45 @@ graph editor can show words, token positions and 77-token chunks before a prompt
 The tokenizer needs no loaded CLIP: :class:`TokenizerClip` adapts a bare
 ``comfy.sd1_clip.SD1Tokenizer`` to the ``clip`` interface that :mod:`host.tokens` uses.
 Registration is guarded: outside a running server (tests, scripts) nothing happens.
+
+Hostile input is refused before any tokenizing (HTTP 400, or 413 for a body over
+``MAX_BODY_BYTES``, with ``{"error": message, "field": name}``); see the ``MAX_*`` limits. The
+work of an accepted request is linear in the prompt and the words and bounded by the limits.
+Requests run on a small pool of worker threads, each with its own tokenizer (the host's fast
+tokenizer must not be shared between threads), so no lock is held while tokenizing and a
+large request does not hold up a small one.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
-from .tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
+from .tokens import TooManyMatchesError, entry_positions, parse_word_list, tokenize_prompt
 
 ROUTE = "/attention_motion/tokenize"
-MAX_PROMPT_CHARS = 20000
+MAX_PROMPT_CHARS = 20000  # characters of 'prompt' (a 77-token chunk is roughly 300 characters)
+MAX_WORDS_CHARS = 2000  # characters of 'words'
+MAX_WORD_ENTRIES = 100  # comma-separated entries of 'words'
+MAX_NESTING = 32  # depth of "(...)" weight groups in 'prompt' (the host parses them recursively)
+MAX_EMBEDDINGS = 32  # "embedding:" references in 'prompt' (each one makes the host look for a file)
+MAX_MATCHED_WORDS = 50000  # prompt words matched by all entries together (bounds the answer)
+MAX_BODY_BYTES = 512 * 1024  # the request body; the largest valid one is about 270 KB
+WORKERS = 2  # threads (each with its own tokenizer) serving the route
 
-_lock = threading.Lock()
-_tokenizer_clip = None
+_local = threading.local()
+_executor: ThreadPoolExecutor | None = None
 _registered = False
+
+
+class RequestError(ValueError):
+    """A request the route refuses: ``field`` names the offending JSON field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 class TokenizerClip:
@@ -51,33 +75,74 @@ def _embedding_dirs():
 
 
 def tokenizer_clip() -> TokenizerClip:
-    """A cached :class:`TokenizerClip` around the host's ``SD1Tokenizer`` (built on first use)."""
-    global _tokenizer_clip
-    if _tokenizer_clip is None:
+    """This thread's :class:`TokenizerClip` around the host's ``SD1Tokenizer`` (built on first use).
+
+    One per thread: the host's fast tokenizer fails when two threads use it at once.
+    """
+    clip = getattr(_local, "clip", None)
+    if clip is None:
         from comfy.sd1_clip import SD1Tokenizer
 
-        _tokenizer_clip = TokenizerClip(SD1Tokenizer(embedding_directory=_embedding_dirs()))
-    return _tokenizer_clip
+        clip = _local.clip = TokenizerClip(SD1Tokenizer(embedding_directory=_embedding_dirs()))
+    return clip
+
+
+def _check_text(field: str, value, max_chars: int, what: str) -> str:
+    """``value`` if it is a string of at most ``max_chars`` valid Unicode characters, else RequestError."""
+    if not isinstance(value, str):
+        raise RequestError(field, f"'{field}' must be a string ({what}), not {type(value).__name__}")
+    if len(value) > max_chars:
+        raise RequestError(field, f"'{field}' has {len(value)} characters; at most {max_chars} are allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RequestError(
+            field, f"'{field}' is not valid Unicode text: lone surrogate {value[e.start]!r} at character {e.start}"
+        ) from None
+    return value
+
+
+def _nesting_depth(prompt: str) -> int:
+    """Deepest "(" nesting of the prompt as the host's weight parser sees it (escaped brackets skipped)."""
+    depth = deepest = 0
+    for ch in prompt.replace("\\(", "").replace("\\)", ""):
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    return deepest
+
+
+def check_request(prompt, words) -> tuple[str, list[str]]:
+    """The prompt and the word-list entries of a request; RequestError naming the field if invalid."""
+    prompt = _check_text("prompt", prompt, MAX_PROMPT_CHARS, "the prompt text")
+    words = _check_text("words", "" if words is None else words, MAX_WORDS_CHARS,
+                        "comma-separated words of the prompt")
+    if _nesting_depth(prompt) > MAX_NESTING:
+        raise RequestError("prompt", f"'prompt' nests \"(\" deeper than {MAX_NESTING} levels")
+    if prompt.count("embedding:") > MAX_EMBEDDINGS:
+        raise RequestError("prompt", f"'prompt' names more than {MAX_EMBEDDINGS} embeddings (\"embedding:\")")
+    entries = parse_word_list(words)
+    if len(entries) > MAX_WORD_ENTRIES:
+        raise RequestError("words", f"'words' has {len(entries)} entries; at most {MAX_WORD_ENTRIES} are allowed")
+    return prompt, entries
 
 
 def tokenize_request(prompt: str, words: str = "", clip=None) -> dict:
-    """The JSON answer of the tokenize route for ``prompt`` and the comma-separated ``words``."""
-    if not isinstance(prompt, str):
-        raise ValueError("'prompt' must be a string")
-    if not isinstance(words, str):
-        raise ValueError("'words' must be a string (comma-separated words of the prompt)")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise ValueError(f"'prompt' is longer than {MAX_PROMPT_CHARS} characters")
-    with _lock:  # the host's fast tokenizer must not be used by two threads at once
-        clip = clip or tokenizer_clip()
-        pt = tokenize_prompt(clip, prompt)
-        entries = []
-        for entry in parse_word_list(words):
-            try:
-                positions = locate_words(clip, pt, [entry], "tokenize")[0]
-                entries.append({"entry": entry, "positions": positions, "found": True})
-            except WordNotFoundError:
-                entries.append({"entry": entry, "positions": [], "found": False})
+    """The JSON answer of the tokenize route for ``prompt`` and the comma-separated ``words``.
+
+    Raises RequestError (a ValueError) for input outside the limits.
+    """
+    prompt, entries = check_request(prompt, words)
+    clip = clip or tokenizer_clip()
+    pt = tokenize_prompt(clip, prompt)
+    try:
+        found = entry_positions(clip, pt, entries, MAX_MATCHED_WORDS)
+    except TooManyMatchesError:
+        raise RequestError("words", f"'words' match more than {MAX_MATCHED_WORDS} words of the prompt in all; "
+                                    "choose fewer or rarer words") from None
+    entries_out = [{"entry": e, "positions": p, "found": bool(p)} for e, p in zip(entries, found)]
     chunks = []
     for c in range(pt.chunks):
         chunk = []
@@ -95,26 +160,56 @@ def tokenize_request(prompt: str, words: str = "", clip=None) -> dict:
         "chunks": chunks,
         "chunk_length": pt.chunk_length,
         "n_tokens": pt.n_tokens,
-        "entries": entries,
-        "positions": [e["positions"] for e in entries if e["found"]],
-        "missing": [e["entry"] for e in entries if not e["found"]],
+        "entries": entries_out,
+        "positions": [e["positions"] for e in entries_out if e["found"]],
+        "missing": [e["entry"] for e in entries_out if not e["found"]],
     }
+
+
+def _get_executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="attention_motion_tokenize")
+    return _executor
+
+
+async def _read_body(request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is longer than ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    data = bytearray()
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if len(data) > limit:
+            return None
 
 
 async def _tokenize_handler(request):
     from aiohttp import web
 
+    def refuse(field: str, message: str, status: int = 400):
+        return web.json_response({"error": message, "field": field}, status=status)
+
+    usage = 'send JSON {"prompt": str, "words": str}'
+    raw = await _read_body(request, MAX_BODY_BYTES)
+    if raw is None:
+        return refuse("body", f"the request body is larger than {MAX_BODY_BYTES} bytes; {usage}", 413)
     try:
-        body = await request.json()
-    except Exception:  # noqa: BLE001 - any unparsable body is the client's error
-        return web.json_response({"error": "send JSON {\"prompt\": str, \"words\": str}"}, status=400)
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # also invalid UTF-8 (UnicodeDecodeError) and deep nesting
+        return refuse("body", f"the request body is not JSON; {usage}")
     if not isinstance(body, dict):
-        return web.json_response({"error": "send JSON {\"prompt\": str, \"words\": str}"}, status=400)
+        return refuse("body", f"the request body is not a JSON object; {usage}")
     try:
+        prompt, words = body.get("prompt", ""), body.get("words", "")
+        check_request(prompt, words)  # refuse bad input before it waits for a worker
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(None, tokenize_request, body.get("prompt", ""), body.get("words", "") or "")
-    except ValueError as e:
-        return web.json_response({"error": str(e)}, status=400)
+        answer = await loop.run_in_executor(_get_executor(), tokenize_request, prompt, words)
+    except RequestError as e:
+        return refuse(e.field, str(e))
     return web.json_response(answer)
 
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 
 
 def _norm(word: str) -> str:
@@ -27,6 +29,11 @@ class PromptTokens:
     @property
     def chunks(self) -> int:
         return self.n_tokens // self.chunk_length
+
+    @cached_property
+    def norm_words(self) -> list[str]:
+        """The words lowercased without punctuation, as word-list entries are compared."""
+        return [_norm(w) for w in self.words]
 
 
 def _inner_tokenizer(clip_tokenizer, key: str):
@@ -117,6 +124,85 @@ def parse_word_list(spec: str) -> list[str]:
     return [w.strip() for w in (spec or "").split(",") if w.strip()]
 
 
+class TooManyMatchesError(ValueError):
+    """Word-list entries match more prompt words than a caller's limit allows."""
+
+
+def find_sequences(words: list[str], targets: list[tuple[str, ...]],
+                   max_matched_words: int | None = None) -> dict[tuple[str, ...], list[int]]:
+    """Start indices of every (also overlapping) occurrence of each target word sequence in ``words``.
+
+    Aho-Corasick over words: time linear in ``len(words)``, the targets' total length and the
+    matches. Empty targets never match. With ``max_matched_words``, raises TooManyMatchesError once
+    the matches cover more words than that in all (each match counts its length).
+    """
+    goto: list[dict[str, int]] = [{}]  # trie of the targets; state 0 is the root
+    ends: list[tuple[str, ...] | None] = [None]  # the target spelled by a state, if it is one
+    for target in set(targets):
+        if not target:
+            continue
+        state = 0
+        for w in target:
+            if w not in goto[state]:
+                goto[state][w] = len(goto)
+                goto.append({})
+                ends.append(None)
+            state = goto[state][w]
+        ends[state] = target
+    fail = [0] * len(goto)  # longest proper suffix of a state that is also a state
+    out = [0] * len(goto)  # longest proper suffix of a state that is a target (0: none)
+    queue = deque(goto[0].values())
+    while queue:
+        state = queue.popleft()
+        for w, nxt in goto[state].items():
+            f = fail[state]
+            while f and w not in goto[f]:
+                f = fail[f]
+            fail[nxt] = goto[f].get(w, 0)
+            out[nxt] = fail[nxt] if ends[fail[nxt]] is not None else out[fail[nxt]]
+            queue.append(nxt)
+    found: dict[tuple[str, ...], list[int]] = {t: [] for t in targets}
+    matched = 0
+    state = 0
+    for i, w in enumerate(words):
+        while state and w not in goto[state]:
+            state = fail[state]
+        state = goto[state].get(w, 0)
+        hit = state if ends[state] is not None else out[state]
+        while hit:
+            target = ends[hit]
+            found[target].append(i - len(target) + 1)
+            matched += len(target)
+            if max_matched_words is not None and matched > max_matched_words:
+                raise TooManyMatchesError(f"the entries match more than {max_matched_words} prompt words in all")
+            hit = out[hit]
+    return found
+
+
+def entry_positions(clip, pt: PromptTokens, entries: list[str], max_matched_words: int | None = None) -> list[list[int]]:
+    """Sorted token positions of each entry (all occurrences; all of its tokens), [] when absent.
+
+    Linear in the prompt's words, the entries' length and the matches; each distinct entry word
+    is tokenized once. ``max_matched_words``: see :func:`find_sequences`.
+    """
+    inner = _inner_tokenizer(clip.tokenizer, "l")
+    hf = getattr(inner, "tokenizer", None)
+    parts_of = [[p for p in entry.split() if _norm(p)] for entry in entries]
+    targets = [tuple(_norm(p) for p in parts) for parts in parts_of]
+    starts = find_sequences(pt.norm_words, targets, max_matched_words)
+    part_ids: dict[str, list[int] | None] = {}
+    result = []
+    for parts, target in zip(parts_of, targets):
+        found: set[int] = set()
+        for i in starts[target]:
+            for j, part in enumerate(parts):
+                if part not in part_ids:
+                    part_ids[part] = _part_token_ids(hf, part)
+                found.update(_word_token_positions(part_ids[part], pt.word_ids[i + j], pt.word_positions[i + j]))
+        result.append(sorted(found))
+    return result
+
+
 def locate_words(clip, pt: PromptTokens, entries: list[str], node: str, input_name: str = "words") -> list[list[int]]:
     """Token positions for each entry (all occurrences; all of the entry's tokens).
 
@@ -127,32 +213,27 @@ def locate_words(clip, pt: PromptTokens, entries: list[str], node: str, input_na
             f"{node}: input '{input_name}' is empty. Give one or more words of the prompt, separated by commas "
             f"(prompt words: {', '.join(pt.words) or '(none)'})."
         )
-    norm_words = [_norm(w) for w in pt.words]
-    inner = _inner_tokenizer(clip.tokenizer, "l")
-    hf = getattr(inner, "tokenizer", None)
-    result = []
-    for entry in entries:
-        parts = [p for p in entry.split() if _norm(p)]
-        target = [_norm(p) for p in parts]
-        found: list[int] = []
-        for i in range(len(norm_words) - len(target) + 1):
-            if target and norm_words[i:i + len(target)] == target:
-                for j, part in enumerate(parts):
-                    found.extend(_word_token_positions(hf, part, pt.word_ids[i + j], pt.word_positions[i + j]))
+    result = entry_positions(clip, pt, entries)
+    for entry, found in zip(entries, result):
         if not found:
             raise WordNotFoundError(
                 f"{node}: word '{entry}' (input '{input_name}') is not in the prompt \"{pt.prompt}\". "
                 f"Prompt words: {', '.join(pt.words) or '(none)'}. Use words of the prompt, separated by commas."
             )
-        result.append(sorted(set(found)))
     return result
 
 
-def _word_token_positions(hf, word: str, group_ids: list[int], group_pos: list[int]) -> list[int]:
-    """Positions of the word's own tokens inside a prompt word (drops attached punctuation)."""
+def _part_token_ids(hf, word: str) -> list[int] | None:
+    """Token ids of one word of an entry without trailing punctuation (None without a tokenizer)."""
     if hf is None:
+        return None
+    return hf(re.sub(r"[^\w]+$", "", word.lower()) or word)["input_ids"][1:-1]
+
+
+def _word_token_positions(ids: list[int] | None, group_ids: list[int], group_pos: list[int]) -> list[int]:
+    """Positions of the word's own tokens ``ids`` inside a prompt word (drops attached punctuation)."""
+    if ids is None:
         return list(group_pos)
-    ids = hf(re.sub(r"[^\w]+$", "", word.lower()) or word)["input_ids"][1:-1]
     n = len(ids)
     for s in range(len(group_ids) - n + 1):
         if group_ids[s:s + n] == ids:

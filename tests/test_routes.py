@@ -1,12 +1,18 @@
-"""The tokenize route behind the frontend's token view (host/routes.py), in-process and over HTTP."""
+"""The tokenize route behind the frontend's token view (host/routes.py), in-process and over HTTP.
+
+Its limits against hostile input over HTTP are in tests/test_route_limits.py.
+"""
 import json
+import random
+import re
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 from attention_motion.host import routes
-from attention_motion.host.tokens import locate_words, parse_word_list, tokenize_prompt
+from attention_motion.host.tokens import find_sequences, locate_words, parse_word_list, tokenize_prompt
 
 
 @pytest.mark.host
@@ -34,6 +40,58 @@ def test_tokenize_request_rejects_bad_input(host):
     with pytest.raises(ValueError, match="'words' must be a string"):
         routes.tokenize_request("a cat", ["cat"])
     assert routes.register() is False  # no running server in-process: nothing registered, no error
+
+
+@pytest.mark.parametrize("prompt, words, field, message", [
+    ("x" * (routes.MAX_PROMPT_CHARS + 1), "", "prompt", f"at most {routes.MAX_PROMPT_CHARS}"),
+    ("a \ud800 b", "", "prompt", "lone surrogate '\\ud800' at character 2"),
+    ("a cat", "cat, \udfff", "words", "lone surrogate"),
+    ("a cat", "cat, " * 400 + "cat", "words", f"at most {routes.MAX_WORDS_CHARS} are allowed"),
+    ("a cat", ",".join(["cat"] * (routes.MAX_WORD_ENTRIES + 1)), "words", f"at most {routes.MAX_WORD_ENTRIES} are allowed"),
+    ("(" * 33 + "cat" + ")" * 33, "cat", "prompt", "deeper than 32 levels"),
+    ("embedding:x " * 33, "", "prompt", "more than 32 embeddings"),
+    (5, "", "prompt", "must be a string"),
+    ("a cat", {"cat": 1}, "words", "must be a string"),
+])
+def test_check_request_refuses_input_outside_the_limits(prompt, words, field, message):
+    with pytest.raises(routes.RequestError, match=re.escape(message)) as e:
+        routes.check_request(prompt, words)
+    assert e.value.field == field and str(e.value).startswith(f"'{field}'")
+
+
+def test_check_request_accepts_what_users_write():
+    prompt = "embedding:style, " + "a (red:1.2) \\(circle\\) and ((a blue square)), " * 100
+    assert routes.check_request(prompt, None) == (prompt, [])
+    assert routes.check_request("a cat", " cat,, red circle ,")[1] == ["cat", "red circle"]
+    assert routes.check_request("(" * 32 + "x", "")[0]  # unbalanced brackets are the host's business
+
+
+def test_find_sequences_matches_brute_force():
+    rng = random.Random(0)
+    for _ in range(500):
+        words = [rng.choice("abc") for _ in range(rng.randint(0, 25))]
+        targets = [tuple(rng.choice("abc") for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(1, 6))]
+        found = find_sequences(words, targets)
+        for t in targets:
+            n = len(t)
+            assert found[t] == [i for i in range(len(words) - n + 1) if n and tuple(words[i:i + n]) == t]
+
+
+def test_find_sequences_is_linear_and_bounded():
+    words = ["a"] * 20000
+    t = time.perf_counter()
+    found = find_sequences(words, [("a", "b%d" % i) for i in range(1000)] + [("a",) * 50])
+    assert time.perf_counter() - t < 2.0  # quadratic matching takes minutes here
+    assert len(found[("a",) * 50]) == 20000 - 49
+    with pytest.raises(ValueError, match="more than 1000 prompt words"):
+        find_sequences(words, [("a",)], max_matched_words=1000)
+
+
+@pytest.mark.host
+def test_tokenize_request_bounds_the_matches(host):
+    with pytest.raises(routes.RequestError, match="'words' match more than") as e:
+        routes.tokenize_request("a " * 10000, ", ".join(" ".join(["a"] * k) for k in range(1, 12)))
+    assert e.value.field == "words"
 
 
 def _post(url, body):
