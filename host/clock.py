@@ -17,9 +17,13 @@ class RunClock:
       sigma in that schedule (intermediate sigmas of multi-evaluation samplers count for the step
       they fall in); nothing is inferred.
     * **inferred** (older hosts, or model calls outside a wrapped run): a run starts when sigma
-      rises above the previous call's sigma or the published schedule (``sample_sigmas``)
-      changes; the step counts distinct sigmas, and without a schedule, progress is the fraction
-      of the model's timesteps already denoised (ComfyUI's ControlNet start/end percent).
+      rises above the previous call's sigma, when the published schedule (``sample_sigmas``)
+      changes, or when a call comes at the run's first sigma after the step at that sigma was
+      completed (:meth:`step_done`, from the post-CFG hook): the rerun of a run that stopped
+      after its first step. No sampler evaluates its first sigma again after finishing that step
+      (Heun and DPM2 repeat later sigmas only). The step counts distinct sigmas, and without a
+      schedule, progress is the fraction of the model's timesteps already denoised (ComfyUI's
+      ControlNet start/end percent).
     """
 
     def __init__(self, model_sampling=None):
@@ -30,6 +34,8 @@ class RunClock:
         self._schedule_obj = None
         self._schedule: list[float] | None = None
         self._step = 0
+        self._first_sigma: float | None = None  # inferred runs: the sigma the run started at
+        self._first_step_done = False
         self.info: RunInfo | None = None
 
     def begin(self, schedule: torch.Tensor) -> None:
@@ -48,6 +54,11 @@ class RunClock:
         self._schedule_obj = self._schedule = None
         self.info = None
 
+    def step_done(self, sigma: float) -> None:
+        """The guided prediction of the step at ``sigma`` is complete (post-CFG)."""
+        if self._first_sigma is not None and _same(sigma, self._first_sigma):
+            self._first_step_done = True
+
     def force_new_run(self) -> None:
         """Make the next call start a new run (the pack's own samplers; no-op in a bounded run)."""
         if not self.bounded:
@@ -64,7 +75,8 @@ class RunClock:
             self._last_sigma = sigma
             self.info = self._info(sigma)
             return False
-        new_run = self._last_sigma is None or sigma > self._last_sigma * (1 + 1e-5) + 1e-8
+        new_run = self._last_sigma is None or sigma > self._last_sigma * (1 + 1e-5) + 1e-8 \
+            or (self._first_step_done and _same(sigma, self._first_sigma))
         if schedule is not None and schedule is not self._schedule_obj:
             values = [float(s) for s in schedule.flatten()]
             if values != self._schedule:
@@ -74,6 +86,7 @@ class RunClock:
             self._schedule_obj = self._schedule = None
         if new_run:
             self._step = 0
+            self._first_sigma, self._first_step_done = sigma, False
         elif sigma < self._last_sigma * (1 - 1e-5):
             self._step += 1
         self._last_sigma = sigma
@@ -95,3 +108,7 @@ class RunClock:
             t_max = max(len(ms.sigmas) - 1, 1)
             progress = min(max(1.0 - t / t_max, 0.0), 1.0)
         return RunInfo(step=self._step, progress=progress, sigma=sigma, total_steps=None)
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-5 * max(abs(a), abs(b)) + 1e-8

@@ -255,7 +255,10 @@ class RouterContextPatch:
 
 
 class RouterPostCfg:
-    """Post-CFG function: lets controllers edit the guided x0 prediction of every step."""
+    """Post-CFG function: lets controllers edit the guided x0 prediction of every step.
+
+    Also marks the step complete for the run clock (rerun detection on hosts without wrappers).
+    """
 
     def __init__(self, router: AttentionRouter):
         self.router = router
@@ -268,6 +271,7 @@ class RouterPostCfg:
         for c in self.router.controllers:
             if c.wants_denoised():
                 denoised = c.denoised(run, denoised, args.get("input"))
+        self.router.clock.step_done(run.sigma)
         return denoised
 
     def __deepcopy__(self, memo):
@@ -372,9 +376,10 @@ def install(model, controller: Controller, node: str):
             setter = m.set_model_attn1_replace if name == "attn1" else m.set_model_attn2_replace
             setter(RouterPatch(router, kind, site.key, previous), site.block_name, site.block_id, site.depth)
     _set_context_patch(m, router, frozenset(s.key for s in sites if s.has_cross))
-    if any(c.wants_denoised() for c in router.controllers):
-        set_post_cfg(m, RouterPostCfg(router), replaces=RouterPostCfg)
     wants_input = any(c.wants_model_input() for c in router.controllers)
     set_link(m, ROUTER_LINK, Link(ROUTER_LINK, ROUTER_RANK, RouterModelInput(router)) if wants_input else None)
-    set_run_wrapper(m, RunBoundary(router))
+    bounded = set_run_wrapper(m, RunBoundary(router))
+    # Without run wrappers the post-CFG hook also tells the clock when a step is complete.
+    if not bounded or any(c.wants_denoised() for c in router.controllers):
+        set_post_cfg(m, RouterPostCfg(router), replaces=RouterPostCfg)
     return m

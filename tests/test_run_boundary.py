@@ -72,31 +72,52 @@ def test_consecutive_runs_reset_and_count_steps(host, tiny_sd15):
         assert not find_router(routed).clock.bounded  # the run was closed after sampling
 
 
-def test_interrupted_first_step_leaves_no_state(host, tiny_sd15):
-    """An interrupt right after the first step, then the same run again: a clean run."""
+def _capture(host, model, clip):
+    node = host.nodes.NODE_CLASS_MAPPINGS["AttentionCapture"]()
+    return node.capture(model, clip, "a red circle", "red circle", start=0.0, end=1.0, resolutions="all")
+
+
+@pytest.mark.parametrize("sampler,denoise,stop_after", [("euler", 1.0, 0), ("euler", 1.0, 1), ("euler", 1.0, 3),
+                                                       ("heun", 1.0, 0), ("euler", 0.6, 0)])
+def test_interrupted_run_leaves_no_state(host, tiny_sd15, sampler, denoise, stop_after):
+    """A run interrupted after step 0, 1 or mid-run, then the same run again: a clean run.
+
+    The rerun's store and steps equal those of a run on a fresh capture. Hosts with named
+    wrappers close the interrupted run in the wrapper; older hosts see the rerun's first call
+    come at a higher sigma, or at the first sigma after that step was completed.
+    """
     import comfy.model_management
     import comfy.sample
 
     model, clip, _ = tiny_sd15
-    rec = StepRecorder()
-    routed = install(model, rec, "test")
-    if not compat.has_run_wrappers(routed):
-        pytest.skip(NO_WRAPPERS + ": a rerun that starts at the sigma where the last run stopped "
-                    "looks like its continuation there (the sigma fallback's known limit)")
+    steps = 6
     pos, neg = _conds(clip)
-    latent = harness.empty_latent()["samples"]
-    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(5))
+    latent = torch.randn((1, 4, 32, 32), generator=torch.Generator().manual_seed(9)) * 0.5
+
+    def run(m, callback=None):
+        noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(5))
+        with torch.inference_mode():
+            return comfy.sample.sample(m, noise, steps, 5.0, sampler, "normal", pos, neg, latent, denoise=denoise,
+                                       callback=callback, disable_pbar=True, seed=5)
 
     def interrupt(step, *args):
-        raise comfy.model_management.InterruptProcessingException()
+        if step >= stop_after:
+            raise comfy.model_management.InterruptProcessingException()
 
-    with torch.inference_mode(), pytest.raises(comfy.model_management.InterruptProcessingException):
-        comfy.sample.sample(routed, noise, STEPS, 5.0, "euler", "normal", pos, neg, latent,
-                            callback=interrupt, disable_pbar=True, seed=5)
-    assert not find_router(routed).clock.bounded  # the wrapper closed the failed run
-    assert _steps_of_run(rec, 1) == [0]
-    harness.ksample(routed, pos, neg, harness.empty_latent(), seed=5, steps=STEPS)
-    assert rec.resets == 2 and _steps_of_run(rec, 2) == list(range(STEPS))
+    clean_model, clean_store = _capture(host, model, clip)
+    clean_rec = StepRecorder()
+    clean_out = run(install(clean_model, clean_rec, "rec"))
+    captured, store = _capture(host, model, clip)
+    rec = StepRecorder()
+    routed = install(captured, rec, "rec")
+    with pytest.raises(comfy.model_management.InterruptProcessingException):
+        run(routed, interrupt)
+    assert max(s for _, s, _ in rec.seen) >= stop_after
+    out = run(routed)
+    assert rec.resets == 2
+    assert [x[1:] for x in rec.seen if x[0] == 2] == [x[1:] for x in clean_rec.seen]
+    assert torch.equal(store.maps(), clean_store.maps())
+    assert torch.equal(out, clean_out)
 
 
 def test_other_packs_outer_sample_wrappers_keep_working(host, tiny_sd15):
