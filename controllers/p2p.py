@@ -6,7 +6,8 @@ it comes out as a plain generation of the source prompt.
 
 * :class:`CrossReplace` - target cross-attention maps taken from the source through a token
   mapping (replace: word to word; refine: aligned tokens), per-token schedule.
-* :class:`CrossReweight` - scales the columns of chosen target tokens (no renormalisation).
+* :class:`CrossReweight` - scales the columns of chosen target tokens (no renormalisation, so no
+  division: finite factors on finite probabilities stay finite).
 * :class:`SelfReplace` - target self-attention uses the source's map:
   ``attention(q_src, k_src, v_tgt)`` through the host's attention (no N x N map is built).
 """
@@ -19,6 +20,15 @@ import torch
 from ..core.controller import AttnCall, Controller
 
 NODE = "P2PReplace"
+MAX_REWEIGHT = 10.0  # |factor| of a reweighted token
+
+
+def _check_values(name: str, values: torch.Tensor, lo: float, hi: float) -> None:
+    """Last line of defence: a controller never takes NaN, an infinity or a value out of range
+    (they would sample into a black image); the node refuses them with a message first."""
+    values = torch.as_tensor(values, dtype=torch.float32)
+    if not bool(((values >= lo) & (values <= hi)).all()):  # NaN compares False
+        raise ValueError(f"{NODE}: {name} must be finite numbers from {lo:g} to {hi:g}.")
 
 
 def _window(until: torch.Tensor | float, progress: float):
@@ -86,6 +96,8 @@ class CrossReplace(P2PController):
 
     def __init__(self, prompts: P2PPrompts, mapper: torch.Tensor, mapped: torch.Tensor, until: torch.Tensor):
         super().__init__(prompts)
+        _check_values("the token mapping", mapper, 0.0, 1.0)
+        _check_values("the cross_replace windows", until, 0.0, 1.0)
         self.mapper = mapper.float()  # [k, T, T]
         self.until = torch.where(mapped, until.float(), torch.zeros_like(until, dtype=torch.float32))  # [k, T]
         self.last = float(self.until.max()) if self.until.numel() else 0.0
@@ -114,6 +126,8 @@ class CrossReweight(P2PController):
 
     def __init__(self, prompts: P2PPrompts, factor: torch.Tensor, until: torch.Tensor):
         super().__init__(prompts)
+        _check_values("the reweight factors", factor, -MAX_REWEIGHT, MAX_REWEIGHT)
+        _check_values("the cross_replace windows", until, 0.0, 1.0)
         self.factor = factor.float()  # [k, T], 1 where unchanged
         self.until = torch.where(self.factor != 1, until.float(), torch.zeros_like(until, dtype=torch.float32))
         self.last = float(self.until.max()) if self.until.numel() else 0.0
@@ -142,6 +156,7 @@ class SelfReplace(P2PController):
 
     def __init__(self, prompts: P2PPrompts, until: float):
         super().__init__(prompts)
+        _check_values("self_replace", torch.tensor([float(until)]), 0.0, 1.0)
         self.until = float(until)
 
     def wants_self(self, call: AttnCall) -> bool:

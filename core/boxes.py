@@ -52,9 +52,17 @@ class WeightSchedule:
         return self.values[min(max(int(step), 0), len(self.values) - 1)]
 
 
+MAX_WEIGHT_LIST_CHARS = 20_000  # characters of a weight list (one value per step)
+
+
 def parse_weight_list(text: str) -> tuple[float, ...]:
-    """``"1, 0.8 0.5"`` -> (1.0, 0.8, 0.5); commas and/or spaces separate; values must be finite."""
-    parts = [p for p in str(text or "").replace(",", " ").split() if p]
+    """``"1, 0.8 0.5"`` -> (1.0, 0.8, 0.5); commas and/or spaces separate; values must be finite
+    (``nan``, ``inf`` and ``1e400``, which overflows to inf, are refused); at most
+    :data:`MAX_WEIGHT_LIST_CHARS` characters."""
+    text = str(text or "")
+    if len(text) > MAX_WEIGHT_LIST_CHARS:
+        raise ValueError(f"too long ({len(text)} characters; at most {MAX_WEIGHT_LIST_CHARS})")
+    parts = [p for p in text.replace(",", " ").split() if p]
     out = []
     for p in parts:
         try:
@@ -62,7 +70,7 @@ def parse_weight_list(text: str) -> tuple[float, ...]:
         except ValueError:
             raise ValueError(f"'{p}' is not a number; give numbers separated by commas, e.g. '1, 1, 0.8, 0.5'") from None
         if not math.isfinite(v):
-            raise ValueError(f"'{p}' is not a finite number")
+            raise ValueError(f"'{p}' is not a finite number; give finite numbers, e.g. '1, 1, 0.8, 0.5'")
         out.append(v)
     return tuple(out)
 

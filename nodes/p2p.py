@@ -3,17 +3,23 @@ from __future__ import annotations
 
 import torch
 
-from ..controllers.p2p import NODE, CrossReplace, CrossReweight, P2PPrompts, SelfReplace
+from ..controllers.p2p import MAX_REWEIGHT, NODE, CrossReplace, CrossReweight, P2PPrompts, SelfReplace
 from ..core.align import refine_mapping, replace_mapping, source_of
-from ..host.conditioning import chunk_count, encode_rows
+from ..core.numbers import (MAX_LIST_CHARS, MAX_LIST_ENTRIES, check_prompt_depth, check_text, check_token_weights, cut,
+                            parse_entry_number)
+from ..host.conditioning import encode_rows
 from ..host.noise import shared_noise_sampler
 from ..host.passes import install_source_pass
 from ..host.router import install
 from ..host.tokens import PromptTokens, WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
-from .common import CATEGORY, check_range
+from .common import CATEGORY, check_inputs
 
 MODES = ["replace", "refine", "reweight", "replace+reweight", "refine+reweight"]
 SOURCE_PASSES = ["exact", "batched"]
+MAX_PROMPT_CHARS = 2000  # characters of the source prompt and of each target line
+MAX_TARGETS = 63  # target lines: at most 64 latent rows
+MAX_CHUNKS = 4  # 77-token chunks of a prompt (refine aligns tokens in quadratic time)
+MIN_SIZE, MAX_SIZE, LATENT_FACTOR = 64, 8192, 8  # image side in pixels; the latent is 1/8 of it
 
 PATH_NOTE = (
     "Deterministic samplers (euler, heun, dpm_2, lms, dpmpp_2m, ddim, uni_pc, ...) work with the "
@@ -25,29 +31,36 @@ PATH_NOTE = (
 )
 
 
-def parse_word_values(spec: str, node: str, input_name: str, lo: float | None = None,
-                      hi: float | None = None) -> list[tuple[str, float]]:
-    """Parse ``"word: value, other words: value"`` into ``[(words, value)]``."""
+def parse_word_values(spec: str, node: str, input_name: str, lo: float, hi: float) -> list[tuple[str, float]]:
+    """Parse ``"word: value, other words: value"`` into ``[(words, value)]``.
+
+    The text has at most :data:`MAX_LIST_CHARS` characters and :data:`MAX_LIST_ENTRIES` entries;
+    every value must be a finite number in ``[lo, hi]``. Raises ValueError naming node and input.
+    """
+    entries = parse_word_list(check_text(node, input_name, spec, MAX_LIST_CHARS))
+    if len(entries) > MAX_LIST_ENTRIES:
+        raise ValueError(f"{node}: input '{input_name}' has {len(entries)} entries; use at most {MAX_LIST_ENTRIES}.")
     out = []
-    for entry in parse_word_list(spec):
+    for entry in entries:
         word, sep, value = entry.rpartition(":")
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-        if not sep or not word.strip() or number is None:
-            raise ValueError(f"{node}: input '{input_name}': '{entry}' is not 'word: number'. "
-                             f"Write comma-separated entries like 'cat: 0.5, red hat: 2'.")
-        if (lo is not None and number < lo) or (hi is not None and number > hi):
-            raise ValueError(f"{node}: input '{input_name}': the value of '{word.strip()}' is {number}; "
-                             f"it must lie between {lo} and {hi}.")
-        out.append((word.strip(), number))
+        if not sep or not word.strip():
+            value = ""  # refused below as not 'word: number'
+        out.append((word.strip(), parse_entry_number(node, input_name, entry, value, lo, hi)))
     return out
 
 
 def split_targets(text: str) -> list[str]:
     """One target prompt per non-empty line."""
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _prompt_chunks(clip, name: str, prompt: str) -> int:
+    """How many 77-token chunks the host's tokenizer makes of ``prompt`` (input ``name``), after
+    refusing bracket nesting and token weights that are not finite numbers in range."""
+    check_prompt_depth(NODE, name, prompt)
+    tokens = clip.tokenize(prompt)
+    check_token_weights(NODE, name, tokens)
+    return max(len(v) for v in tokens.values())
 
 
 def _word_tokens(pt: PromptTokens) -> list[tuple[int, int]]:
@@ -66,7 +79,7 @@ class P2PReplace:
         "attention), or reweight on top of replace/refine. cross_replace: fraction of the steps during "
         "which target words take the source's cross-attention maps ('cross_replace_words': per word, "
         "'cat: 0.3'); self_replace: fraction of steps with the source's self-attention maps; "
-        "reweight: 'word: factor, ...' (negative allowed), applied during the word's cross_replace "
+        "reweight: 'word: factor, ...' (from -10 to 10, negative allowed), applied during the word's cross_replace "
         "window. source_pass: 'exact' (default) evaluates the source row alone at every step so it is "
         "bit-identical to a plain run, at the cost of one extra row; 'batched' samples all rows in one "
         "batch like a plain batch (no extra cost; the source row then differs from a single-row run by the "
@@ -90,8 +103,8 @@ class P2PReplace:
                 "cross_replace_words": ("STRING", {"default": ""}),
                 "self_replace": ("FLOAT", {"default": 0.4, "min": 0.0, "max": 1.0, "step": 0.01}),
                 "reweight": ("STRING", {"default": ""}),
-                "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
-                "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+                "width": ("INT", {"default": 512, "min": MIN_SIZE, "max": MAX_SIZE, "step": LATENT_FACTOR}),
+                "height": ("INT", {"default": 512, "min": MIN_SIZE, "max": MAX_SIZE, "step": LATENT_FACTOR}),
             },
             "optional": {
                 "source_pass": (SOURCE_PASSES, {"default": "exact"}),
@@ -100,22 +113,26 @@ class P2PReplace:
 
     def build(self, model, clip, source_prompt, target_prompts, mode, cross_replace, cross_replace_words,
               self_replace, reweight, width, height, source_pass="exact"):
-        if mode not in MODES:
-            raise ValueError(f"{NODE}: input 'mode' is {mode!r}; use one of {', '.join(MODES)}.")
-        if source_pass not in SOURCE_PASSES:
-            raise ValueError(f"{NODE}: input 'source_pass' is {source_pass!r}; use one of {', '.join(SOURCE_PASSES)}.")
-        check_range(NODE, "cross_replace", cross_replace, 0.0, 1.0)
-        check_range(NODE, "self_replace", self_replace, 0.0, 1.0)
-        source = (source_prompt or "").strip()
+        # types, choices, finite numbers in range, width/height multiples of the latent factor
+        check_inputs(self, locals())
+        source_pass = source_pass or "exact"  # an optional input left out
+        source = check_text(NODE, "source_prompt", source_prompt, MAX_PROMPT_CHARS).strip()
         if not source:
             raise ValueError(f"{NODE}: input 'source_prompt' is empty; give the prompt of the source image.")
-        targets = split_targets(target_prompts)
+        targets = split_targets(check_text(NODE, "target_prompts", target_prompts, MAX_TARGETS * (MAX_PROMPT_CHARS + 1)))
+        if len(targets) > MAX_TARGETS:
+            raise ValueError(f"{NODE}: input 'target_prompts' has {len(targets)} lines; use at most {MAX_TARGETS} "
+                             "(one target prompt per line).")
+        for i, t in enumerate(targets):
+            if len(t) > MAX_PROMPT_CHARS:
+                raise ValueError(f"{NODE}: input 'target_prompts': line {i + 1} is {len(t)} characters long; "
+                                 f"use at most {MAX_PROMPT_CHARS}.")
         if not targets:
             if mode != "reweight":
                 raise ValueError(f"{NODE}: input 'target_prompts' is empty; give one target prompt per line "
                                  "(only mode 'reweight' may leave it empty, to reweight the source prompt).")
             targets = [source]
-        weights = parse_word_values(reweight, NODE, "reweight")
+        weights = parse_word_values(reweight, NODE, "reweight", -MAX_REWEIGHT, MAX_REWEIGHT)
         if "reweight" in mode and not weights:
             raise ValueError(f"{NODE}: mode '{mode}' needs input 'reweight', e.g. 'cat: 2, hat: -1'.")
         if "reweight" not in mode and weights:
@@ -123,12 +140,15 @@ class P2PReplace:
                              "(or 'reweight'), or clear 'reweight'.")
         word_windows = parse_word_values(cross_replace_words, NODE, "cross_replace_words", 0.0, 1.0)
 
-        chunks = chunk_count(clip, source)
+        chunks = _prompt_chunks(clip, "source_prompt", source)
+        if chunks > MAX_CHUNKS:
+            raise ValueError(f"{NODE}: input 'source_prompt' needs {chunks} 77-token chunks; use at most {MAX_CHUNKS}.")
         for i, t in enumerate(targets):
-            if chunk_count(clip, t) > chunks:
+            n = _prompt_chunks(clip, "target_prompts", t)
+            if n > chunks:
                 raise ValueError(
-                    f"{NODE}: input 'target_prompts': line {i + 1} (\"{t}\") needs more 77-token chunks "
-                    f"({chunk_count(clip, t)}) than the source prompt ({chunks}); all rows share one token "
+                    f"{NODE}: input 'target_prompts': line {i + 1} (\"{cut(t)}\") needs more 77-token chunks "
+                    f"({n}) than the source prompt ({chunks}); all rows share one token "
                     "length and the source row must stay a plain generation. Shorten that target or lengthen the source."
                 )
         src_pt = tokenize_prompt(clip, source)
@@ -170,7 +190,8 @@ class P2PReplace:
             install_source_pass(patched)
         positive = encode_rows(clip, [source] + targets, chunks)
         rows = prompts.rows
-        latent = {"samples": torch.zeros(rows, 4, height // 8, width // 8), "batch_index": [0] * rows}
+        latent = {"samples": torch.zeros(rows, 4, height // LATENT_FACTOR, width // LATENT_FACTOR),
+                  "batch_index": [0] * rows}
         return (patched, positive, latent)
 
     @staticmethod
