@@ -16,7 +16,6 @@ from attention_motion.nodes.motion import FrameSequence, TokenShift
 pytestmark = pytest.mark.host
 
 PROMPT = "a red apple on a wooden table"
-OTHER_ENGINEER = {"P2PReplace"}  # its numeric checks are being written separately
 
 
 def _numeric_cases():
@@ -29,9 +28,7 @@ def _numeric_cases():
                 opts = spec[1]
                 above = opts["max"] + (opts.get("step", 1) if spec[0] == "INT" else 1.0)
                 for bad in (above, math.nan):
-                    marks = [pytest.mark.xfail(reason="validated by the P2P work", strict=False)] \
-                        if name in OTHER_ENGINEER else []
-                    yield pytest.param(name, key, bad, id=f"{name}-{key}-{bad}", marks=marks)
+                    yield pytest.param(name, key, bad, id=f"{name}-{key}-{bad}")
 
 
 def _store():
