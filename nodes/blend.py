@@ -9,7 +9,7 @@ from ..controllers.p2p import P2PController
 from ..core.grid import parse_levels
 from ..host.router import find_router, install
 from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
-from .common import CATEGORY, check_range
+from .common import CATEGORY, check_inputs, check_range
 
 BLEND_TYPE = "LOCAL_BLEND"
 
@@ -67,6 +67,7 @@ class LocalBlend:
         }
 
     def build(self, model, clip, words, subtract_words, threshold, dilation, start, resolution):
+        check_inputs(self, locals())
         check_range(NODE, "threshold", threshold, 0.0, 1.0)
         check_range(NODE, "start", start, 0.0, 1.0)
         check_range(NODE, "dilation", dilation, 0, 64)
@@ -110,6 +111,7 @@ class LocalBlendMask:
         return {"required": {"blend": (BLEND_TYPE,), "latent": ("LATENT",)}}
 
     def get(self, blend, latent):
+        check_inputs(self, locals())
         mask = blend.final_mask
         if mask is None:
             raise ValueError("LocalBlendMask: no mask yet: sample with the MODEL of LocalBlend (its 'start' must be "

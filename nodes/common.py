@@ -103,8 +103,13 @@ def _check_float(node: str, name: str, value, opts: dict) -> None:
     lo, hi = opts.get("min", -math.inf), opts.get("max", math.inf)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{node}: input '{name}' is {_shown(value)}; use a number between {lo} and {hi}.")
-    if not math.isfinite(value):
-        raise ValueError(f"{node}: input '{name}' is {value}; use a finite number between {lo} and {hi}.")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float, e.g. 10**400
+        finite = False
+    if not finite:
+        shown = value if isinstance(value, float) else _shown(value)
+        raise ValueError(f"{node}: input '{name}' is {shown}; use a finite number between {lo} and {hi}.")
     check_range(node, name, value, lo, hi)
 
 

@@ -9,7 +9,7 @@ from ..core.boxes import (SCHEDULE_KINDS, RegionSpec, WeightSchedule, box_masks,
 from ..core.grid import parse_levels
 from ..host.router import install
 from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
-from .common import CATEGORY, STORE_TYPE, check_range
+from .common import CATEGORY, STORE_TYPE, check_inputs, check_range
 
 MAX_WEIGHT = 2.0
 MAX_FRAMES = 1024
@@ -101,6 +101,7 @@ class RegionAttention:
 
     def patch(self, model, clip, regions, schedule="constant", weight=1.0, weight_end=0.0, weight_list="",
               resolutions="all", frames=0, mask=None, prompt="", confine=1.0):
+        check_inputs(self, locals())
         node = "RegionAttention"
         try:
             specs = parse_regions(regions)
@@ -169,6 +170,7 @@ class RegionsFromAttention:
         }
 
     def boxes(self, store, threshold=0.5, margin=0.02, descriptions="", row=0):
+        check_inputs(self, locals())
         node = "RegionsFromAttention"
         check_range(node, "threshold", threshold, 0.01, 1.0)
         check_range(node, "margin", margin, 0.0, 0.5)
