@@ -21,7 +21,9 @@ import run_workflow
 pytestmark = pytest.mark.server
 
 ROUNDS = 2  # every shipped workflow this many times after the warm-up, each with a new seed
-RSS_MARGIN_MB = 150  # growth allowed over the warmed-up server (the message gives the figures)
+# Growth allowed over the warmed-up server. Measured: within +-35 MB on both lanes over 30 prompts
+# (with and without interrupts and refusals); the margin leaves room for allocator pools.
+RSS_MARGIN_MB = 100
 
 
 def _rss_mb(pid: int) -> float:
@@ -33,7 +35,11 @@ def _rss_mb(pid: int) -> float:
 
 
 def _seeded(api: dict, seed: int) -> dict:
+    """The sampling seeds set to ``seed`` (the tiny loader's model seed is left alone: a new model
+    per prompt would be the test's own memory growth, not the server's)."""
     for node in api.values():
+        if node["class_type"] == "TinyCheckpointLoader":
+            continue
         for key in ("seed", "noise_seed"):
             if isinstance(node["inputs"].get(key), int):
                 node["inputs"][key] = seed
@@ -113,8 +119,4 @@ def test_soak_then_same_pixels_as_a_fresh_server(comfy_server, tmp_path):
     assert ran + errors + interrupted == ROUNDS * len(API_FILES), figures
     assert ran >= len(API_FILES) // 2 and errors >= 2, figures
     assert not glob.glob(os.path.join(str(tmp_path), "bad", "*"))  # refused prompts wrote nothing
-    if rss_after > rss_before + RSS_MARGIN_MB:
-        # Measured on both lanes: about +800 to +900 MB over 20 soak prompts after a warm-up round
-        # (1274 -> 2178 MB pinned, 1376 -> 2172 MB v0.3.75). Not yet traced to its cause; the
-        # pixels above are unaffected. Reported as a known failure with the figures until fixed.
-        pytest.xfail("server memory grew more than {} MB during the soak: {}".format(RSS_MARGIN_MB, figures))
+    assert rss_after <= rss_before + RSS_MARGIN_MB, f"server memory grew more than {RSS_MARGIN_MB} MB: {figures}"
