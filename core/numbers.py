@@ -10,6 +10,7 @@ Every parser here is linear in the length of its (size-limited) text.
 from __future__ import annotations
 
 import math
+import numbers
 
 MAX_LIST_CHARS = 2000  # characters of a 'word: number, ...' list
 MAX_LIST_ENTRIES = 64  # entries of such a list
@@ -22,14 +23,19 @@ def num(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def cut(text: str, limit: int = 60) -> str:
-    """``text`` cut to ``limit`` characters for an error message."""
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+QUOTE_LENGTH = 200  # characters of a text (a prompt, an entry) quoted in an error
+
+
+def quote(text: str, limit: int = QUOTE_LENGTH) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in '…' when cut."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def finite_float(value) -> float | None:
-    """``value`` as a float if it is a real finite number (bools and huge ints refused), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """``value`` as a float if it is a real finite number (numpy scalars too; bools and ints beyond
+    the float range refused), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     try:
         number = float(value)
@@ -43,7 +49,7 @@ def check_text(node: str, name: str, value, max_chars: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ValueError(f"{node}: input '{name}' is {cut(repr(value))}, not text; give text of at most "
+        raise ValueError(f"{node}: input '{name}' is {quote(repr(value), 60)}, not text; give text of at most "
                          f"{max_chars} characters.")
     if len(value) > max_chars:
         raise ValueError(f"{node}: input '{name}' is {len(value)} characters long; use at most {max_chars}.")
@@ -62,12 +68,12 @@ def parse_entry_number(node: str, name: str, entry: str, value: str, lo: float, 
     except ValueError:
         number = None
     if number is None:
-        raise ValueError(f"{node}: input '{name}': '{cut(entry)}' is not 'word: number'. "
+        raise ValueError(f"{node}: input '{name}': '{quote(entry, 60)}' is not 'word: number'. "
                          "Write comma-separated entries like 'cat: 0.5, red hat: 2'.")
     if not math.isfinite(number):
-        raise ValueError(f"{node}: input '{name}': '{cut(entry)}' is not a finite number; {use}")
+        raise ValueError(f"{node}: input '{name}': '{quote(entry, 60)}' is not a finite number; {use}")
     if not lo <= number <= hi:
-        raise ValueError(f"{node}: input '{name}': '{cut(entry)}' is out of range; {use}")
+        raise ValueError(f"{node}: input '{name}': '{quote(entry, 60)}' is out of range; {use}")
     return number
 
 

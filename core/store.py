@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .maps import MapAccumulator, resample
+from .numbers import quote
 
 FORMAT = "attention-motion/attention-store"
 FORMAT_VERSION = 1
@@ -186,8 +187,7 @@ class AttentionStore:
 
 
 def _cut(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return quote(repr(value), limit)
 
 
 def _json(meta: dict[str, str], key: str, default: str | None = None) -> Any:

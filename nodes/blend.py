@@ -9,7 +9,7 @@ from ..controllers.p2p import P2PController
 from ..core.grid import parse_levels
 from ..host.router import find_router, install
 from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
-from .common import CATEGORY, check_inputs, check_range
+from .common import CATEGORY, check_inputs, check_range, quote
 
 BLEND_TYPE = "LOCAL_BLEND"
 
@@ -27,7 +27,7 @@ def _row_tokens(clip, prompts: list[str], entries: list[str], input_name: str) -
             except WordNotFoundError:
                 pass
         if not found:
-            listing = "; ".join(f"\"{p}\"" for p in prompts)
+            listing = "; ".join(f"\"{quote(p)}\"" for p in prompts)
             raise ValueError(f"{NODE}: word '{entry}' (input '{input_name}') is in none of the P2P prompts "
                              f"({listing}). Use words of the source or target prompts, separated by commas.")
     return [sorted(r) for r in rows]

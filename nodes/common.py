@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..core.grid import parse_levels
+from ..core.numbers import finite_float, quote
 from ..core.store import AttentionStore
 from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
 
@@ -22,18 +23,11 @@ CATEGORY = "attention_motion"
 STORE_TYPE = "ATTENTION_STORE"
 
 MAX_TEXT_LENGTH = 65536  # characters of any STRING input (a 5000-word prompt is about 60 000)
-QUOTE_LENGTH = 200  # characters of a prompt quoted in an error
 LISTED_ITEMS = 30  # words or choices listed in an error
 LATENT_CHANNELS = 4  # SD1.x / SD2.x / SDXL latents
 
 
 # -- messages ---------------------------------------------------------------------------------
-def quote(text: str, limit: int = QUOTE_LENGTH) -> str:
-    """``text`` cut to at most ``limit`` characters, ending in '…' when cut."""
-    text = str(text)
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
-
-
 def listing(items, limit: int = LISTED_ITEMS) -> str:
     """The first ``limit`` items, comma-separated, then how many more there are."""
     items = [str(i) for i in items]
@@ -103,11 +97,7 @@ def _check_float(node: str, name: str, value, opts: dict) -> None:
     lo, hi = opts.get("min", -math.inf), opts.get("max", math.inf)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{node}: input '{name}' is {_shown(value)}; use a number between {lo} and {hi}.")
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an int too large for a float, e.g. 10**400
-        finite = False
-    if not finite:
+    if finite_float(value) is None:  # NaN, an infinity, or an int too large for a float (10**400)
         shown = value if isinstance(value, float) else _shown(value)
         raise ValueError(f"{node}: input '{name}' is {shown}; use a finite number between {lo} and {hi}.")
     check_range(node, name, value, lo, hi)
@@ -215,7 +205,7 @@ def locate(node: str, clip, prompt: str, words: str, input_name: str = "words") 
     """The entries of a comma-separated word list and their token positions in ``prompt``.
 
     Raises WordNotFoundError naming the node, the input and the missing word, quoting at most
-    QUOTE_LENGTH characters of the prompt and LISTED_ITEMS of its words."""
+    ``core.numbers.QUOTE_LENGTH`` characters of the prompt and LISTED_ITEMS of its words."""
     entries = parse_word_list(words)
     pt = tokenize_prompt(clip, prompt)
     try:

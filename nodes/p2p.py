@@ -5,14 +5,14 @@ import torch
 
 from ..controllers.p2p import MAX_REWEIGHT, NODE, CrossReplace, CrossReweight, P2PPrompts, SelfReplace
 from ..core.align import refine_mapping, replace_mapping, source_of
-from ..core.numbers import (MAX_LIST_CHARS, MAX_LIST_ENTRIES, check_prompt_depth, check_text, check_token_weights, cut,
+from ..core.numbers import (MAX_LIST_CHARS, MAX_LIST_ENTRIES, check_prompt_depth, check_text, check_token_weights, quote,
                             parse_entry_number)
 from ..host.conditioning import encode_rows
 from ..host.noise import shared_noise_sampler
 from ..host.passes import install_source_pass
 from ..host.router import install
 from ..host.tokens import PromptTokens, WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
-from .common import CATEGORY, check_inputs
+from .common import CATEGORY, check_inputs, empty_latent
 
 MODES = ["replace", "refine", "reweight", "replace+reweight", "refine+reweight"]
 SOURCE_PASSES = ["exact", "batched"]
@@ -147,7 +147,7 @@ class P2PReplace:
             n = _prompt_chunks(clip, "target_prompts", t)
             if n > chunks:
                 raise ValueError(
-                    f"{NODE}: input 'target_prompts': line {i + 1} (\"{cut(t)}\") needs more 77-token chunks "
+                    f"{NODE}: input 'target_prompts': line {i + 1} (\"{quote(t, 60)}\") needs more 77-token chunks "
                     f"({n}) than the source prompt ({chunks}); all rows share one token "
                     "length and the source row must stay a plain generation. Shorten that target or lengthen the source."
                 )
@@ -190,8 +190,7 @@ class P2PReplace:
             install_source_pass(patched)
         positive = encode_rows(clip, [source] + targets, chunks)
         rows = prompts.rows
-        latent = {"samples": torch.zeros(rows, 4, height // LATENT_FACTOR, width // LATENT_FACTOR),
-                  "batch_index": [0] * rows}
+        latent = {**empty_latent(rows, width, height), "batch_index": [0] * rows}
         return (patched, positive, latent)
 
     @staticmethod
