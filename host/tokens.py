@@ -6,6 +6,8 @@ from collections import deque
 from dataclasses import dataclass
 from functools import cached_property
 
+from ..core.phrase import modifiers
+
 
 def _norm(word: str) -> str:
     return re.sub(r"[^\w]+", "", word.lower())
@@ -239,3 +241,25 @@ def _word_token_positions(ids: list[int] | None, group_ids: list[int], group_pos
         if group_ids[s:s + n] == ids:
             return group_pos[s:s + n]
     return list(group_pos)
+
+
+def bound_positions(pt: PromptTokens, groups: list[list[int]]) -> list[list[int]]:
+    """For each group of token positions (a chosen entry's), the positions of the words that
+    modify it in the prompt (:func:`core.phrase.modifiers`: "red" for "circle" in "a red circle").
+
+    A chosen word never binds another chosen word; every occurrence binds its own modifiers.
+    Linear in the prompt's words and the groups' positions.
+    """
+    word_of = {p: i for i, positions in enumerate(pt.word_positions) for p in positions}
+    chosen = [{word_of[p] for p in g if p in word_of} for g in groups]
+    stop = set().union(*chosen) if chosen else set()
+    out = []
+    for words in chosen:
+        bound: list[int] = []
+        for w in sorted(words):
+            if w - 1 in words:  # inside a multi-word entry ("red circle"): only its first word binds
+                continue
+            for m in modifiers(pt.words, pt.norm_words, w, stop):
+                bound.extend(pt.word_positions[m])
+        out.append(sorted(set(bound)))
+    return out

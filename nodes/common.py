@@ -17,7 +17,7 @@ import torch
 from ..core.grid import parse_levels
 from ..core.numbers import finite_float, quote
 from ..core.store import AttentionStore
-from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
+from ..host.tokens import WordNotFoundError, bound_positions, locate_words, parse_word_list, tokenize_prompt
 
 CATEGORY = "attention_motion"
 STORE_TYPE = "ATTENTION_STORE"
@@ -201,17 +201,23 @@ def resolution_levels(node: str, spec: str, model=None, name: str = "resolutions
 
 
 # -- words ----------------------------------------------------------------------------------------
-def locate(node: str, clip, prompt: str, words: str, input_name: str = "words") -> tuple[list[str], list[list[int]]]:
-    """The entries of a comma-separated word list and their token positions in ``prompt``.
+def locate(node: str, clip, prompt: str, words: str, input_name: str = "words",
+           bind: str = "typed words") -> tuple[list[str], list[list[int]]]:
+    """The entries of a comma-separated word list and their token positions in ``prompt``; with
+    ``bind`` "noun phrase" each entry's positions include its modifiers' (``core.phrase``).
 
     Raises WordNotFoundError naming the node, the input and the missing word, quoting at most
     ``core.numbers.QUOTE_LENGTH`` characters of the prompt and LISTED_ITEMS of its words."""
     entries = parse_word_list(words)
     pt = tokenize_prompt(clip, prompt)
     try:
-        return entries, locate_words(clip, pt, entries, node, input_name)
+        groups = locate_words(clip, pt, entries, node, input_name)
     except WordNotFoundError:
-        pass
+        groups = None
+    if groups is not None:
+        if bind == "noun phrase":
+            groups = [sorted(set(g) | set(b)) for g, b in zip(groups, bound_positions(pt, groups))]
+        return entries, groups
     known = listing(dict.fromkeys(pt.words)) or "(none)"
     if not entries:
         raise WordNotFoundError(f"{node}: input '{input_name}' is empty. Give one or more words of the prompt, "

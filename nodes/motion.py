@@ -5,6 +5,7 @@ import torch
 
 from ..controllers.frames import CROSS_FRAME_MODES, BackgroundLock, CrossFrameController
 from ..controllers.shift import SELF_MODES, ShiftController
+from ..core.phrase import BINDINGS
 from ..core.motion import INTERPOLATIONS, SCHEDULES, chunk_rows, frame_offsets, schedule_shifts
 from ..core.shift import FILLS
 from ..host.router import find_router, install
@@ -76,17 +77,18 @@ class TokenShift:
                 "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
                 "batch_size": ("INT", {"default": 1, "min": 1, "max": MAX_BATCH}),
                 "latent": ("LATENT",),
+                "bind": (list(BINDINGS),),
             },
         }
 
     def patch(self, model, clip, prompt, words, dx, dy, start, end, resolutions, fill="zero", self_attention="free",
-              reference="source row", width=512, height=512, batch_size=1, latent=None):
+              reference="source row", width=512, height=512, batch_size=1, latent=None, bind="noun phrase"):
         check_inputs(self, locals())
         node = "TokenShift"
         window = check_window(node, start, end)
         levels = resolution_levels(node, resolutions, model)
         base = latent if latent is not None else empty_latent(batch_size, width, height)
-        entries, groups = locate(node, clip, prompt, words)
+        entries, groups = locate(node, clip, prompt, words, bind=bind)
         offset = [[float(dx), float(dy)]] * len(groups)
         if reference == "none":
             ctrl = ShiftController(groups, torch.tensor([offset]), window, levels, fill, reference="own",
@@ -146,18 +148,21 @@ class FrameSequence:
                 "background_lock": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05}),
                 "chunk_size": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES}),
                 "chunk_index": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES}),
-            }
+            },
+            "optional": {
+                "bind": (list(BINDINGS),),
+            },
         }
 
     def build(self, model, clip, prompt, words, frames, width=512, height=512, dx=0.3, dy=0.0, keyframes="",
               interpolation="linear", schedule="variation", start=0.0, end=0.5, resolutions="all", fill="zero",
               self_attention="free", cross_frame="anchor", shared_noise=True, background_lock=0.0,
-              chunk_size=0, chunk_index=0):
+              chunk_size=0, chunk_index=0, bind="noun phrase"):
         check_inputs(self, locals())
         node = "FrameSequence"
         window = check_window(node, start, end)
         levels = resolution_levels(node, resolutions, model)
-        entries, groups = locate(node, clip, prompt, words)
+        entries, groups = locate(node, clip, prompt, words, bind=bind)
         try:
             offsets = frame_offsets(frames, entries, dx, dy, keyframes, interpolation)
         except ValueError as e:

@@ -58,8 +58,9 @@ def background_mask(objs_masks: List[torch.Tensor], dilate: int = 6) -> torch.Te
 
 
 def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle", seed=0, dx=0.25, dy=0.0,
-                end=0.5, steps=STEPS, cfg=CFG, reference="source row") -> Dict:
-    """Shift toward the image centre by |dx|, |dy|; returns requested and measured shift (fractions).
+                end=0.5, steps=STEPS, cfg=CFG, reference="source row", bind="noun phrase", away=False) -> Dict:
+    """Shift toward the image centre by |dx|, |dy| (away from it with ``away``); returns requested and
+    measured shift (fractions).
 
     The measured shift is the moved image's object centroid minus the plain generation's (the
     plain KSampler run of the prompt and seed); ``source_diff`` is how far TokenShift's source
@@ -74,15 +75,17 @@ def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle"
         o0 = _main_object(base, colour)
         if o0 is None:
             return {"seed": seed, "ok": False}
-        sdx = dx if o0["cx"] < base.shape[-1] / 2 else -dx
-        sdy = dy if o0["cy"] < base.shape[-2] / 2 else -dy
+        sign = -1 if away else 1
+        sdx = sign * (dx if o0["cx"] < base.shape[-1] / 2 else -dx)
+        sdy = sign * (dy if o0["cy"] < base.shape[-2] / 2 else -dy)
         m2, lat = _call(_node(pack, "TokenShift"), model=model, clip=clip, prompt=prompt, words=word, dx=sdx, dy=sdy,
-                        start=0.0, end=end, resolutions="all", reference=reference, width=base.shape[-1],
+                        start=0.0, end=end, resolutions="all", reference=reference, bind=bind, width=base.shape[-1],
                         height=base.shape[-2], batch_size=1)
         out = host_nodes.common_ksampler(m2, seed, steps, cfg, "euler", "normal", pos, neg, lat)[0]["samples"]
         imgs = q.decode(vae, out)
     moved = imgs[-1]
-    res = {"seed": seed, "requested": sdx, "requested_dy": sdy, "rows": int(imgs.shape[0]),
+    res = {"seed": seed, "requested": sdx, "requested_dy": sdy, "rows": int(imgs.shape[0]), "start": (
+               o0["cx"] / base.shape[-1], o0["cy"] / base.shape[-2]),
            "source_diff": float((imgs[0] - base).abs().max()) if imgs.shape[0] > 1 else None}
     o1 = _main_object(moved, colour)
     if o1 is None:

@@ -92,7 +92,9 @@ def test_cross_frame_attention_makes_frames_more_alike(tiny_sd15):
     mads = {}
     for mode, self_attention in (("off", "free"), ("anchor", "free"), ("anchor", "anchor"),
                                  ("anchor+previous", "free")):
-        m, latent = build(model, clip, frames=8, cross_frame=mode, self_attention=self_attention)
+        # typed words: the random-weight model's maps are diffuse; moving "red" with "apple" adds
+        # motion unrelated to what cross-frame attention keeps alike (measured 0.01364 off vs 0.01363)
+        m, latent = build(model, clip, frames=8, cross_frame=mode, self_attention=self_attention, bind="typed words")
         mads[mode, self_attention] = consecutive_mad(decode(vae, sample(m, clip, latent)))
     print("\nmean abs difference of consecutive frames (decoded, 0..1):", mads)
     off = mads["off", "free"]
