@@ -66,15 +66,15 @@ class SaveMotionClip:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE",),
-                "filename_prefix": ("STRING", {"default": "motion"}),
-                "fps": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 120.0, "step": 0.5}),
-                "loop": ("INT", {"default": 0, "min": 0, "max": 1000}),
-                "gif": ("BOOLEAN", {"default": True}),
-                "webp": ("BOOLEAN", {"default": True}),
-                "mp4": ("BOOLEAN", {"default": True}),
-                "frame_pngs": ("BOOLEAN", {"default": False}),
-                "quality": ("INT", {"default": 90, "min": 1, "max": 100}),
+                "images": ("IMAGE", {"tooltip": "The decoded frames (an IMAGE batch, one image per frame)."}),
+                "filename_prefix": ("STRING", {"default": "motion", "tooltip": "File name start in the output folder (may hold a subfolder, e.g. clips/ball)."}),
+                "fps": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 120.0, "step": 0.5, "tooltip": "Frames per second of the GIF, WebP and MP4 (0.1-120)."}),
+                "loop": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": "How many times the GIF/WebP repeat; 0 = forever."}),
+                "gif": ("BOOLEAN", {"default": True, "tooltip": "Write an animated GIF."}),
+                "webp": ("BOOLEAN", {"default": True, "tooltip": "Write an animated WebP (shown on the node)."}),
+                "mp4": ("BOOLEAN", {"default": True, "tooltip": "Write an MP4 (H.264; needs imageio-ffmpeg). Odd sides are padded by one pixel."}),
+                "frame_pngs": ("BOOLEAN", {"default": False, "tooltip": "Also write one PNG per frame (<prefix>_NNNNN_frame_NNNN.png)."}),
+                "quality": ("INT", {"default": 90, "min": 1, "max": 100, "tooltip": "WebP and MP4 quality, 1-100 (100 = lossless WebP); GIF is unaffected."}),
             }
         }
 
