@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from ..host.progress import Progress
 from .common import CATEGORY, check_inputs
 
 
@@ -33,7 +34,7 @@ def write_webp(path: str, frames: np.ndarray, fps: float, loop: int, quality: in
                  loop=loop, quality=quality, lossless=quality >= 100, method=4)
 
 
-def write_mp4(path: str, frames: np.ndarray, fps: float, quality: int) -> None:
+def write_mp4(path: str, frames: np.ndarray, fps: float, quality: int, progress: Progress | None = None) -> None:
     import imageio.v2 as imageio
 
     h, w = frames.shape[1:3]
@@ -45,6 +46,8 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, quality: int) -> None:
     try:
         for f in frames:
             writer.append_data(f)
+            if progress is not None:
+                progress.advance()
     finally:
         writer.close()
 
@@ -97,16 +100,21 @@ class SaveMotionClip:
         def entry(filename):
             return {"filename": filename, "subfolder": subfolder, "type": "output"}
 
+        # progress in frames written: each animated file counts its frames when written, the MP4
+        # and the PNGs frame by frame
+        progress = Progress(len(frames) * sum(map(bool, (gif, webp, mp4, frame_pngs))))
         files, shown = [], []
         if webp:
             write_webp(os.path.join(full, stem + ".webp"), frames, fps, loop, quality)
             files.append(entry(stem + ".webp"))
+            progress.advance(len(frames))
         if gif:
             write_gif(os.path.join(full, stem + ".gif"), frames, fps, loop)
             files.append(entry(stem + ".gif"))
+            progress.advance(len(frames))
         if mp4:
             try:
-                write_mp4(os.path.join(full, stem + ".mp4"), frames, fps, quality)
+                write_mp4(os.path.join(full, stem + ".mp4"), frames, fps, quality, progress)
             except Exception as e:  # noqa: BLE001 - a missing ffmpeg must not lose the other files
                 raise RuntimeError(f"{node}: writing MP4 failed ({e}); install imageio-ffmpeg or turn mp4 off.") from e
             files.append(entry(stem + ".mp4"))
@@ -116,6 +124,7 @@ class SaveMotionClip:
                 fname = f"{stem}frame_{i:04}.png"
                 Image.fromarray(f).save(os.path.join(full, fname), compress_level=4)
                 pngs.append(entry(fname))
+                progress.advance()
         # the frontend shows "images" entries with <img>: animated WebP/GIF play there
         animated = [f for f in files if f["filename"].endswith((".webp", ".gif"))][:1]
         shown = animated or pngs[:1]
