@@ -55,14 +55,14 @@ class LocalBlend:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL",),
-                "clip": ("CLIP",),
-                "words": ("STRING", {"default": "cat, dog"}),
-                "subtract_words": ("STRING", {"default": ""}),
-                "threshold": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01}),
-                "dilation": ("INT", {"default": 1, "min": 0, "max": 8}),
-                "start": ("FLOAT", {"default": 0.2, "min": 0.0, "max": 1.0, "step": 0.01}),
-                "resolution": ("STRING", {"default": "1/4"}),
+                "model": ("MODEL", {"tooltip": "The MODEL output of P2P Replace (the blend acts on its target rows)."}),
+                "clip": ("CLIP", {"tooltip": "The CLIP of the same checkpoint: finds the words' tokens."}),
+                "words": ("STRING", {"default": "cat, dog", "tooltip": "Comma-separated words (of the source and/or target prompts) whose region may change."}),
+                "subtract_words": ("STRING", {"default": "", "tooltip": "Optional words whose region is kept from the source even inside the mask."}),
+                "threshold": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "0-1: mask cut-off on the normalised attention map; lower = larger edited region."}),
+                "dilation": ("INT", {"default": 1, "min": 0, "max": 8, "tooltip": "0-8 attention cells: grow the mask by max-pooling."}),
+                "start": ("FLOAT", {"default": 0.2, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "From this fraction of the steps on, outside the mask the targets are set to the source."}),
+                "resolution": ("STRING", {"default": "1/4", "tooltip": "Fraction of the latent side whose attention builds the mask (default '1/4': the 16x16 layers at 512 px)."}),
             }
         }
 
@@ -108,7 +108,10 @@ class LocalBlendMask:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"blend": (BLEND_TYPE,), "latent": ("LATENT",)}}
+        return {"required": {
+            "blend": (BLEND_TYPE, {"tooltip": "The LOCAL_BLEND output of Local Blend."}),
+            "latent": ("LATENT", {"tooltip": "The sampler's LATENT output: connect it so this node runs after sampling (its values are not used)."}),
+        }}
 
     def get(self, blend, latent):
         check_inputs(self, locals())

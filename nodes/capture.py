@@ -31,13 +31,13 @@ class AttentionCapture:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL",),
-                "clip": ("CLIP",),
-                "prompt": ("STRING", {"multiline": True, "default": "a red circle"}),
-                "words": ("STRING", {"default": "circle"}),
-                "start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
-                "end": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
-                "resolutions": ("STRING", {"default": "all"}),
+                "model": ("MODEL", {"tooltip": "The model to patch (from Load Checkpoint or another attention node); the node returns a patched clone."}),
+                "clip": ("CLIP", {"tooltip": "The CLIP of the same checkpoint: used to find the words' tokens in the prompt."}),
+                "prompt": ("STRING", {"multiline": True, "default": "a red circle", "tooltip": "The prompt given to the positive CLIP Text Encode (needed to find the words' tokens)."}),
+                "words": ("STRING", {"default": "circle", "tooltip": "Comma-separated words of the prompt (an entry may hold several words); every token of each word counts. Each word gets its own map."}),
+                "start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Start of the step window, as a fraction of the sampling steps (0 = first step). Maps are averaged from here."}),
+                "end": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "End of the step window, as a fraction of the sampling steps (1 = last step)."}),
+                "resolutions": ("STRING", {"default": "all", "tooltip": "'all', or fractions of the latent side to record, e.g. '1/4, 1/8'; each must be a level where the model has cross-attention."}),
             }
         }
 
@@ -69,12 +69,12 @@ class AttentionHeatmaps:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "store": (STORE_TYPE,),
-                "latent": ("LATENT",),
-                "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01}),
-                "layout": (["overlay", "beside", "heatmap only"],),
+                "store": (STORE_TYPE, {"tooltip": "An ATTENTION_STORE: the store output of Attention Capture or Load Attention Store."}),
+                "latent": ("LATENT", {"tooltip": "The sampler's LATENT output: connect it so this node runs after sampling (its values are not used)."}),
+                "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Mask cut-off on the map normalised to 0..1: cells >= threshold are 1 in the mask."}),
+                "layout": (["overlay", "beside", "heatmap only"], {"tooltip": "'overlay' (heatmap over image), 'beside' (image and heatmap side by side) or 'heatmap only'."}),
             },
-            "optional": {"image": ("IMAGE",)},
+            "optional": {"image": ("IMAGE", {"tooltip": "Optional decoded IMAGE of the same run, for 'overlay' and 'beside' (1 image, or one per latent row)."})},
         }
 
     def render(self, store, latent, threshold, layout, image=None):
@@ -120,9 +120,9 @@ class SaveAttentionStore:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "store": (STORE_TYPE,),
-                "latent": ("LATENT",),
-                "filename_prefix": ("STRING", {"default": "attention"}),
+                "store": (STORE_TYPE, {"tooltip": "An ATTENTION_STORE: the store output of Attention Capture or Load Attention Store."}),
+                "latent": ("LATENT", {"tooltip": "The sampler's LATENT output: connect it so this node runs after sampling (its values are not used)."}),
+                "filename_prefix": ("STRING", {"default": "attention", "tooltip": "File name start: writes output/attention_stores/<prefix>_NNNNN.safetensors."}),
             }
         }
 
@@ -167,7 +167,8 @@ class LoadAttentionStore:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"file": (_store_files() or ["(no saved stores yet)"],)}}
+        return {"required": {"file": (_store_files() or ["(no saved stores yet)"],
+                                      {"tooltip": "A store saved by Save Attention Store (files of output/attention_stores/)."})}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, file):

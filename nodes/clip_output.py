@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from ..host.progress import Progress
 from .common import CATEGORY, check_inputs
 
 
@@ -33,7 +34,7 @@ def write_webp(path: str, frames: np.ndarray, fps: float, loop: int, quality: in
                  loop=loop, quality=quality, lossless=quality >= 100, method=4)
 
 
-def write_mp4(path: str, frames: np.ndarray, fps: float, quality: int) -> None:
+def write_mp4(path: str, frames: np.ndarray, fps: float, quality: int, progress: Progress | None = None) -> None:
     import imageio.v2 as imageio
 
     h, w = frames.shape[1:3]
@@ -45,6 +46,8 @@ def write_mp4(path: str, frames: np.ndarray, fps: float, quality: int) -> None:
     try:
         for f in frames:
             writer.append_data(f)
+            if progress is not None:
+                progress.advance()
     finally:
         writer.close()
 
@@ -66,15 +69,15 @@ class SaveMotionClip:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE",),
-                "filename_prefix": ("STRING", {"default": "motion"}),
-                "fps": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 120.0, "step": 0.5}),
-                "loop": ("INT", {"default": 0, "min": 0, "max": 1000}),
-                "gif": ("BOOLEAN", {"default": True}),
-                "webp": ("BOOLEAN", {"default": True}),
-                "mp4": ("BOOLEAN", {"default": True}),
-                "frame_pngs": ("BOOLEAN", {"default": False}),
-                "quality": ("INT", {"default": 90, "min": 1, "max": 100}),
+                "images": ("IMAGE", {"tooltip": "The decoded frames (an IMAGE batch, one image per frame)."}),
+                "filename_prefix": ("STRING", {"default": "motion", "tooltip": "File name start in the output folder (may hold a subfolder, e.g. clips/ball)."}),
+                "fps": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 120.0, "step": 0.5, "tooltip": "Frames per second of the GIF, WebP and MP4 (0.1-120)."}),
+                "loop": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": "How many times the GIF/WebP repeat; 0 = forever."}),
+                "gif": ("BOOLEAN", {"default": True, "tooltip": "Write an animated GIF."}),
+                "webp": ("BOOLEAN", {"default": True, "tooltip": "Write an animated WebP (shown on the node)."}),
+                "mp4": ("BOOLEAN", {"default": True, "tooltip": "Write an MP4 (H.264; needs imageio-ffmpeg). Odd sides are padded by one pixel."}),
+                "frame_pngs": ("BOOLEAN", {"default": False, "tooltip": "Also write one PNG per frame (<prefix>_NNNNN_frame_NNNN.png)."}),
+                "quality": ("INT", {"default": 90, "min": 1, "max": 100, "tooltip": "WebP and MP4 quality, 1-100 (100 = lossless WebP); GIF is unaffected."}),
             }
         }
 
@@ -97,16 +100,21 @@ class SaveMotionClip:
         def entry(filename):
             return {"filename": filename, "subfolder": subfolder, "type": "output"}
 
+        # progress in frames written: each animated file counts its frames when written, the MP4
+        # and the PNGs frame by frame
+        progress = Progress(len(frames) * sum(map(bool, (gif, webp, mp4, frame_pngs))))
         files, shown = [], []
         if webp:
             write_webp(os.path.join(full, stem + ".webp"), frames, fps, loop, quality)
             files.append(entry(stem + ".webp"))
+            progress.advance(len(frames))
         if gif:
             write_gif(os.path.join(full, stem + ".gif"), frames, fps, loop)
             files.append(entry(stem + ".gif"))
+            progress.advance(len(frames))
         if mp4:
             try:
-                write_mp4(os.path.join(full, stem + ".mp4"), frames, fps, quality)
+                write_mp4(os.path.join(full, stem + ".mp4"), frames, fps, quality, progress)
             except Exception as e:  # noqa: BLE001 - a missing ffmpeg must not lose the other files
                 raise RuntimeError(f"{node}: writing MP4 failed ({e}); install imageio-ffmpeg or turn mp4 off.") from e
             files.append(entry(stem + ".mp4"))
@@ -116,6 +124,7 @@ class SaveMotionClip:
                 fname = f"{stem}frame_{i:04}.png"
                 Image.fromarray(f).save(os.path.join(full, fname), compress_level=4)
                 pngs.append(entry(fname))
+                progress.advance()
         # the frontend shows "images" entries with <img>: animated WebP/GIF play there
         animated = [f for f in files if f["filename"].endswith((".webp", ".gif"))][:1]
         shown = animated or pngs[:1]

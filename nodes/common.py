@@ -17,6 +17,7 @@ import torch
 from ..core.grid import parse_levels
 from ..core.numbers import finite_float, quote
 from ..core.store import AttentionStore
+from ..host.progress import Progress
 from ..host.tokens import WordNotFoundError, bound_positions, locate_words, parse_word_list, tokenize_prompt
 
 CATEGORY = "attention_motion"
@@ -241,7 +242,8 @@ def empty_latent(rows: int, width: int, height: int) -> dict:
 
 # -- previews -----------------------------------------------------------------------------------
 def save_preview_images(images, prefix: str) -> list[dict]:
-    """Write ``[B, H, W, 3]`` images in [0, 1] as PNGs to ComfyUI's temp folder for the node's UI."""
+    """Write ``[B, H, W, 3]`` images in [0, 1] as PNGs to ComfyUI's temp folder for the node's UI,
+    advancing the host's progress bar by one per image."""
     import folder_paths
     import numpy as np
     from PIL import Image
@@ -250,9 +252,11 @@ def save_preview_images(images, prefix: str) -> list[dict]:
     full, filename, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, out_dir, images.shape[2], images.shape[1])
     os.makedirs(full, exist_ok=True)
     results = []
+    progress = Progress(len(images))
     for i, img in enumerate(images):
         arr = (img.detach().cpu().float().clamp(0, 1).numpy() * 255).round().astype(np.uint8)
         name = f"{filename}_{counter + i:05}_.png"
         Image.fromarray(arr).save(os.path.join(full, name), compress_level=1)
         results.append({"filename": name, "subfolder": subfolder, "type": "temp"})
+        progress.advance()
     return results

@@ -94,20 +94,20 @@ class P2PReplace:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL",),
-                "clip": ("CLIP",),
-                "source_prompt": ("STRING", {"multiline": True, "default": "a cat sitting on a car"}),
-                "target_prompts": ("STRING", {"multiline": True, "default": "a dog sitting on a car"}),
-                "mode": (MODES,),
-                "cross_replace": ("FLOAT", {"default": 0.8, "min": 0.0, "max": 1.0, "step": 0.01}),
-                "cross_replace_words": ("STRING", {"default": ""}),
-                "self_replace": ("FLOAT", {"default": 0.4, "min": 0.0, "max": 1.0, "step": 0.01}),
-                "reweight": ("STRING", {"default": ""}),
-                "width": ("INT", {"default": 512, "min": MIN_SIZE, "max": MAX_SIZE, "step": LATENT_FACTOR}),
-                "height": ("INT", {"default": 512, "min": MIN_SIZE, "max": MAX_SIZE, "step": LATENT_FACTOR}),
+                "model": ("MODEL", {"tooltip": "The model to patch (from Load Checkpoint or another attention node); the node returns a patched clone."}),
+                "clip": ("CLIP", {"tooltip": "The CLIP of the same checkpoint: used to find the words' tokens in the prompt."}),
+                "source_prompt": ("STRING", {"multiline": True, "default": "a cat sitting on a car", "tooltip": "The original prompt; latent row 0 is its plain generation. At most 2000 characters, 4 chunks of 77 tokens."}),
+                "target_prompts": ("STRING", {"multiline": True, "default": "a dog sitting on a car", "tooltip": "One edited prompt per line (at most 63 lines, 2000 characters each); each gets its own latent row."}),
+                "mode": (MODES, {"tooltip": "replace: word swap (same word count); refine: words added/removed; reweight: scale words' effect; or reweight on top."}),
+                "cross_replace": ("FLOAT", {"default": 0.8, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps (0-1) during which target tokens take the source's cross-attention maps. Higher = closer to the source."}),
+                "cross_replace_words": ("STRING", {"default": "", "tooltip": "Optional per-word fractions 0-1, e.g. 'cat: 0.3, car: 0.5' (overrides cross_replace for those words)."}),
+                "self_replace": ("FLOAT", {"default": 0.4, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps (0-1) during which targets use the source's self-attention: keeps layout and shapes."}),
+                "reweight": ("STRING", {"default": "", "tooltip": "'word: factor, ...' with factors -10..10 (1 = unchanged, 2 = twice the attention, negative = opposite)."}),
+                "width": ("INT", {"default": 512, "min": MIN_SIZE, "max": MAX_SIZE, "step": LATENT_FACTOR, "tooltip": "Image width in pixels (64-8192, multiple of 8); the latent is 1/8 of it."}),
+                "height": ("INT", {"default": 512, "min": MIN_SIZE, "max": MAX_SIZE, "step": LATENT_FACTOR, "tooltip": "Image height in pixels (64-8192, multiple of 8); the latent is 1/8 of it."}),
             },
             "optional": {
-                "source_pass": (SOURCE_PASSES, {"default": "exact"}),
+                "source_pass": (SOURCE_PASSES, {"default": "exact", "tooltip": "'exact': row 0 bit-identical to a plain run (one extra row per step); 'batched': cheaper, needed under other attention nodes."}),
             },
         }
 
@@ -227,7 +227,8 @@ class SharedNoiseSampler:
     def INPUT_TYPES(cls):
         import comfy.samplers
 
-        return {"required": {"sampler_name": (list(comfy.samplers.KSAMPLER_NAMES),)}}
+        return {"required": {"sampler_name": (list(comfy.samplers.KSAMPLER_NAMES), {
+            "tooltip": "The built-in sampler to wrap (use it for ancestral and SDE samplers with P2P Replace or Frame Sequence)."})}}
 
     def get(self, sampler_name):
         return (shared_noise_sampler(sampler_name),)

@@ -82,20 +82,20 @@ class RegionAttention:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL",),
-                "clip": ("CLIP",),
-                "regions": ("STRING", {"multiline": True, "default": EXAMPLE_REGIONS}),
-                "schedule": (list(SCHEDULE_KINDS),),
-                "weight": ("FLOAT", {"default": 1.0, "min": 0.0, "max": MAX_WEIGHT, "step": 0.05}),
-                "weight_end": ("FLOAT", {"default": 0.0, "min": 0.0, "max": MAX_WEIGHT, "step": 0.05}),
-                "weight_list": ("STRING", {"default": ""}),
-                "resolutions": ("STRING", {"default": "all"}),
-                "frames": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES}),
+                "model": ("MODEL", {"tooltip": "The model to patch (from Load Checkpoint or another attention node); the node returns a patched clone."}),
+                "clip": ("CLIP", {"tooltip": "The CLIP of the same checkpoint: encodes each region's description."}),
+                "regions": ("STRING", {"multiline": True, "default": EXAMPLE_REGIONS, "tooltip": "JSON list of {\"prompt\": ..., \"box\": [x, y, w, h]} (fractions of the image from the top-left), or \"path\"/\"mask\" instead of \"box\"."}),
+                "schedule": (list(SCHEDULE_KINDS), {"tooltip": "Weight per step: 'constant' (weight), 'linear'/'cosine' (weight -> weight_end), 'list' (weight_list)."}),
+                "weight": ("FLOAT", {"default": 1.0, "min": 0.0, "max": MAX_WEIGHT, "step": 0.05, "tooltip": "0-2: how far attention inside a region moves to its description (0 = plain model, 1 = description alone)."}),
+                "weight_end": ("FLOAT", {"default": 0.0, "min": 0.0, "max": MAX_WEIGHT, "step": 0.05, "tooltip": "0-2: weight at the last step for 'linear' and 'cosine'."}),
+                "weight_list": ("STRING", {"default": "", "tooltip": "For 'list': one weight per step, e.g. '1, 1, 0.8, 0.5' (the last value holds); at most 20000 characters."}),
+                "resolutions": ("STRING", {"default": "all", "tooltip": "'all', or fractions of the latent side to act on, e.g. '1/2, 1/4'."}),
+                "frames": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES, "tooltip": "For 'path' regions: 0 spreads the path over the batch rows; N spreads it over N frames (row r = frame r)."}),
             },
             "optional": {
-                "mask": ("MASK",),
-                "prompt": ("STRING", {"multiline": True, "default": ""}),
-                "confine": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05}),
+                "mask": ("MASK", {"tooltip": "Optional MASK batch for regions that give \"mask\": index into it."}),
+                "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "Optional: the same global prompt as the sampler's positive; also moves its words' maps into their boxes."}),
+                "confine": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "0-1: how strongly the prompt's word maps are pulled into their boxes (needs 'prompt'; times the step's weight)."}),
             },
         }
 
@@ -161,11 +161,11 @@ class RegionsFromAttention:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "store": (STORE_TYPE,),
-                "threshold": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 1.0, "step": 0.01}),
-                "margin": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 0.5, "step": 0.01}),
-                "descriptions": ("STRING", {"default": ""}),
-                "row": ("INT", {"default": 0, "min": 0, "max": 4096}),
+                "store": (STORE_TYPE, {"tooltip": "An ATTENTION_STORE of an earlier run (Attention Capture or Load Attention Store)."}),
+                "threshold": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": "0.01-1: a word's box covers the cells whose map reaches this fraction of its maximum."}),
+                "margin": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 0.5, "step": 0.01, "tooltip": "0-0.5: grow each box by this fraction of the image on every side."}),
+                "descriptions": ("STRING", {"default": "", "tooltip": "Optional region prompts, comma-separated, one per word of the store (empty = the words)."}),
+                "row": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": "Which latent row of the store to read (0 = first)."}),
             }
         }
 

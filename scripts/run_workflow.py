@@ -345,7 +345,9 @@ def _follow(ws: WebSocket, prompt_id: str, names: dict, timeout: float, log: Cal
             else:
                 log(f"running node {node} ({names.get(str(node), '?')})")
         elif kind == "progress":
-            log(f"  step {data.get('value')}/{data.get('max')}")
+            node = data.get("node")
+            where = f" (node {node} {names.get(str(node), '?')})" if node is not None else ""
+            log(f"  step {data.get('value')}/{data.get('max')}{where}")
         elif kind == "execution_error":
             raise RunError(EXIT_FAILED, format_execution_error(data, traceback))
         elif kind == "execution_interrupted":

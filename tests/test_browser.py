@@ -795,3 +795,47 @@ def _wait_clip(driver, server, clip_id):
             return dict(last, src=shown[0][2])
         time.sleep(0.3)
     raise AssertionError(f"the clip and its files did not show on SaveMotionClip (last: {last}):\n" + server.log_tail())
+
+
+
+def test_help_panel_shows_the_node_s_help_page(browser, server):
+    """Select a Token Shift node, click the selection toolbox's Info button: the side panel's
+    Info tab fetches js/docs/TokenShift.md from the pack's web folder and shows it rendered."""
+    if browser.variant.frontend != NEWEST:
+        pytest.skip(f"the help panel (selection toolbox Info) is checked on the newest frontend ({NEWEST})")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    with open(os.path.join(REPO_ROOT, "js", "docs", "TokenShift.md"), encoding="utf-8") as f:
+        page = f.read()
+    dx_tooltip = next(line for line in page.splitlines() if line.startswith("| `dx`")).split(" | ")[-1].rstrip(" |")
+    _fresh_graph(browser)
+    nid = _add_node(browser, "TokenShift", [60, 40], [420, 600])
+    browser.execute_script("performance.clearResourceTimings();")
+    # a click on the node's title bar selects it, as a user would
+    title = browser.execute_script(
+        """const n = app.graph.getNodeById(arguments[0]);
+        const el = LiteGraph.vueNodesMode && document.querySelector(`[data-node-id="${arguments[0]}"]`);
+        if (el) { const r = el.getBoundingClientRect(); return [r.left + 60, r.top + 12]; }
+        const c = app.canvas.canvas.getBoundingClientRect(), ds = app.canvas.ds;
+        return [(n.pos[0] + 60 + ds.offset[0]) * ds.scale + c.left, (n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT / 2 + ds.offset[1]) * ds.scale + c.top];""",
+        nid)
+    chain = ActionChains(browser)
+    chain.w3c_actions.pointer_action.move_to_location(int(title[0]), int(title[1]))
+    chain.click().perform()
+    _wait(browser, "const n = app.graph.getNodeById(arguments[0]); "
+                   "return !!(n.selected || n.is_selected || app.canvas.selectedItems?.has?.(n) || app.canvas.selected_nodes?.[n.id]);",
+          10, "the click on the title bar did not select the node", nid)
+    _wait(browser, "const b = document.querySelector('[data-testid=info-button]'); return b && b.getClientRects().length ? b : null;",
+          15, "the selection toolbox shows no Info button").click()
+    shown = _wait(browser, """const c = [...document.querySelectorAll('.node-help-content')].find(e => e.getClientRects().length);
+        const t = c && c.innerText || '';
+        return t.includes('Common errors') && t.includes(arguments[0]) ? t : null;""",
+                  30, "the help panel did not show Token Shift's help page", dx_tooltip)
+    fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name);")
+    assert any(u.endswith("/extensions/comfyui-attention-motion/docs/TokenShift.md") for u in fetched), fetched
+    # the page rendered as markdown, not shown as text: headings are headings, the inputs a table
+    rendered = browser.execute_script("""const c = [...document.querySelectorAll('.node-help-content')].find(e => e.getClientRects().length);
+        return {h: [...c.querySelectorAll('h1, h2, h3')].map(h => h.innerText.trim()), rows: c.querySelectorAll('tr').length};""")
+    assert "Inputs" in rendered["h"] and "Common errors" in rendered["h"], rendered
+    assert rendered["rows"] >= 17, rendered  # header + one row per input of Token Shift (16)
+    assert "How it works (Token Shift)" in shown and "| `dx` |" not in shown

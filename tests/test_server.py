@@ -362,6 +362,37 @@ def test_runner_gets_every_run_s_files(comfy_server, tmp_path):
         assert len(pngs) == 3, (i, result["files"])  # image + 2 heatmaps, every time
 
 
+def _progress(logs, node):
+    """(value, max) of the runner's progress lines for ``node``."""
+    found = [re.match(r"\s*step (\d+)/(\d+) \(node (\S+) ", line) for line in logs]
+    return [(int(m.group(1)), int(m.group(2))) for m in found if m and m.group(3) == node]
+
+
+def test_runner_shows_progress_of_steps_that_are_not_samplers(comfy_server, tmp_path):
+    """Save Motion Clip (no sampler in the graph at all) and Attention Heatmaps' previews report
+    through the host's progress bar; the runner prints each step with the node."""
+    frames = 5
+    api = {"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": frames, "color": 0x3366CC}},
+           "2": {"class_type": "SaveMotionClip", "inputs": {
+               "images": ["1", 0], "filename_prefix": "progress", "fps": 8.0, "loop": 0, "gif": True, "webp": False,
+               "mp4": True, "frame_pngs": True, "quality": 90}}}
+    logs = []
+    result = run_workflow.run(api, comfy_server.url, out_dir=str(tmp_path / "clip"), timeout=300, log=logs.append)
+    steps = _progress(logs, "2")
+    # gif (all frames when written), mp4 and pngs frame by frame: 3 formats x 5 frames
+    assert steps and {m for _, m in steps} == {3 * frames}, logs
+    values = [v for v, _ in steps]
+    assert values == sorted(values) and values[-1] == 3 * frames and len(values) >= 2 * frames, logs
+    assert any("SaveMotionClip" in line for line in logs if line.lstrip().startswith("step"))
+    assert sum(p.endswith(".png") for p in result["files"]) == frames
+
+    logs = []
+    run_workflow.run(_capture_api(), comfy_server.url, out_dir=str(tmp_path / "capture"), timeout=300, log=logs.append)
+    heat = _progress(logs, "9")  # AttentionHeatmaps: one step per preview written (1 row x 2 words)
+    assert heat and heat[-1][0] == heat[-1][1] == 2, logs
+    assert _progress(logs, "6"), "the sampler's own progress is still shown"
+
+
 def test_cli_runs_a_ui_workflow_with_overrides(comfy_server, tmp_path):
     """UI format in, /object_info conversion, --set by node and by input name, files out, exit 0."""
     ui = _load(os.path.join(WORKFLOWS, "capture_heatmaps.json"))
