@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ..core.controller import AttnCall, Controller, RunInfo
-from ..core.maps import MapAccumulator, normalize, word_maps
-from ..core.shift import shift_maps
+from ..core.maps import MapAccumulator, map_centroids, normalize, word_maps
+from ..core.shift import EDGE_MARGIN, clamp_offset, shift_maps
 
 CROSS_FRAME_MODES = ("anchor", "anchor+previous", "off")
 LAYOUTS = ("frames", "pairs")
@@ -90,13 +90,15 @@ class BackgroundLock(Controller):
     """Blend each frame's x0 prediction with the anchor's outside the moving words' region."""
 
     def __init__(self, token_groups: list[list[int]], offsets: torch.Tensor, strength: float = 0.5,
-                 start: float = 0.2, threshold: float = 0.3):
-        """``offsets`` ``[rows, words, 2]``: where each word is in each row relative to row 0."""
+                 start: float = 0.2, threshold: float = 0.3, edge_margin: float | None = EDGE_MARGIN):
+        """``offsets`` ``[rows, words, 2]``: where each word is in each row relative to row 0,
+        clamped by the same edge rule as the shift (``edge_margin``) on the anchor's maps."""
         self.groups = [list(g) for g in token_groups]
         self.offsets = torch.as_tensor(offsets, dtype=torch.float32)
         self.strength = float(strength)
         self.start = float(start)
         self.threshold = float(threshold)
+        self.edge_margin = edge_margin
         self._acc: MapAccumulator | None = None
 
     def __deepcopy__(self, memo):
@@ -122,10 +124,14 @@ class BackgroundLock(Controller):
         """Foreground masks ``[rows, 1, H, W]`` (1 = the words' region in the anchor or the row)."""
         if self._acc is None or self._acc.mean() is None:
             return None
-        base = (normalize(self._acc.mean()[0]) >= self.threshold).float()  # [words, h, w]
+        anchor = self._acc.mean()[0]  # [words, h, w]
+        base = (normalize(anchor) >= self.threshold).float()
+        centre = map_centroids(anchor)  # [words, 2]
         out = []
         for r in range(rows):
-            off = self.offsets[min(r, self.offsets.shape[0] - 1)]
+            off = self.offsets[min(r, self.offsets.shape[0] - 1)].to(centre)
+            if self.edge_margin is not None:
+                off = clamp_offset(centre, off, self.edge_margin)
             m = base.clone()
             for w in range(base.shape[0]):
                 m[w] = torch.maximum(base[w], shift_maps(base[w], float(off[w, 0]), float(off[w, 1]), "zero"))

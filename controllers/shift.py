@@ -18,6 +18,12 @@ holds a shift per latent row and word, and a *reference* saying whose map each r
 Row r never reads rows after it, so a batch computes exactly what a frame-by-frame run that
 replays the previous frame's maps would.
 
+Edge rule (``edge_margin``, :func:`core.shift.clamp_offset`): a move that would take a word's map
+centre closer than the margin to the frame's edge is clamped there, measured on the map it moves
+(the source row's, row 0's, or for ``own`` its home) at every call, so the object stops at the
+edge instead of losing its map; each clamped (row, word) is logged once per run and kept in
+:attr:`ShiftController.clamped`.
+
 Self-attention (``self_mode``):
 
 * ``free``: left alone (the router's other controllers may still edit it);
@@ -27,15 +33,20 @@ Self-attention (``self_mode``):
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..core.controller import AttnCall, Controller
 from ..core.maps import map_centroids, normalize, word_maps
-from ..core.shift import shift_maps, shift_tokens
+from ..core.shift import EDGE_MARGIN, clamp_offset, shift_maps, shift_tokens
+
+log = logging.getLogger(__name__)
 
 REFERENCES = ("own", "anchor", "previous", "pairs")
 PAIR_TOLERANCE = 1e-3  # attention probabilities of identical rows in one batch agree to about 1e-7
 SELF_MODES = ("free", "shift")
+CLAMP_REPORT = 0.01  # fraction of the side by which a clamp must cut a move to be reported
 
 
 class ShiftController(Controller):
@@ -53,12 +64,15 @@ class ShiftController(Controller):
         mask_threshold: float = 0.3,
         node: str = "ShiftController",
         rows: int | None = None,
+        edge_margin: float | None = EDGE_MARGIN,
+        names: list[str] | None = None,
     ):
         """``shifts`` is ``[rows, words, 2]`` (dx, dy as fractions of width/height); a table with
         fewer rows than the batch repeats its last row. With ``pairs`` it has two rows: the source
         rows' shift (zero) and the moved rows' shift. ``node`` names the node in errors. ``rows``:
         the rows of the LATENT the node built (one per frame); the first call of a run refuses a
-        sampled latent of another size."""
+        sampled latent of another size. ``edge_margin``: see the module's edge rule (None: moves
+        are not clamped). ``names``: the words of the groups, for messages."""
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         if self_mode not in SELF_MODES:
@@ -76,6 +90,9 @@ class ShiftController(Controller):
         self.mask_threshold = mask_threshold
         self.node = node
         self.rows = rows
+        self.edge_margin = edge_margin
+        self.names = list(names) if names is not None else [f"word {i + 1}" for i in range(len(self.groups))]
+        self.clamped: dict[tuple[int, int], tuple[tuple[float, float], tuple[float, float]]] = {}
         self.runs = 0
         self._last_maps: dict[int, torch.Tensor] = {}  # level -> reference maps [rows, words, h, w]
         self._home: dict[tuple, torch.Tensor] = {}  # layer key -> home centroids [rows, words, 2]
@@ -91,16 +108,13 @@ class ShiftController(Controller):
         self._home = {}
         self._last_held = {}
         self._checked = False
+        self.clamped = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def _table_row(self, row: int, rows: int) -> int:
         if self.reference == "pairs":
             return 0 if row < rows // 2 else min(1, self.shifts.shape[0] - 1)
         return min(row, self.shifts.shape[0] - 1)
-
-    def shift_of(self, row: int, word: int, rows: int) -> tuple[float, float]:
-        dx, dy = self.shifts[self._table_row(row, rows), word].tolist()
-        return dx, dy
 
     def source_row(self, row: int, rows: int) -> int:
         if self.reference == "anchor":
@@ -158,14 +172,49 @@ class ShiftController(Controller):
         first = self._checks_rows() and call.is_cond and not self._checked
         return first or self._active(call)
 
-    def _held_offsets(self, call: AttnCall, raw: torch.Tensor) -> torch.Tensor:
-        """``own`` reference: per row and word, the shift that puts the map's centroid at home + offset."""
+    def _applied_offsets(self, call: AttnCall, raw: torch.Tensor) -> torch.Tensor:
+        """Per row and word ``[rows, words, 2]``, the shift this call applies to the row's reference map.
+
+        The requested move, clamped by the edge rule; ``own``: the shift that puts the map's
+        centroid at home + move; ``previous``: the step between the clamped places of row r-1
+        and row r (each measured from row 0)."""
+        rows = call.rows
+        table = self.shifts[torch.tensor([self._table_row(r, rows) for r in range(rows)])]
+        if self.reference != "own" and self.edge_margin is None:
+            return table
         now = map_centroids(word_maps(raw, self.groups, call.grid))  # [rows, words, 2]
-        home = self._home.setdefault(call.key, now)
-        if home.shape != now.shape:
-            home = self._home[call.key] = now
-        table = torch.tensor([self._table_row(r, call.rows) for r in range(call.rows)])
-        return self.shifts[table].to(now) + (home - now)
+        table = table.to(now)
+        if self.reference == "own":
+            home = self._home.setdefault(call.key, now)
+            if home.shape != now.shape:
+                home = self._home[call.key] = now
+            centre, wanted = home, table
+        elif self.reference == "previous":
+            centre, wanted = now[:1].expand_as(now), torch.cumsum(table, dim=0)
+        else:
+            centre, wanted = now[torch.tensor([self.source_row(r, rows) for r in range(rows)])], table
+        kept = wanted if self.edge_margin is None else clamp_offset(centre, wanted, self.edge_margin)
+        clamped = not torch.equal(kept, wanted)
+        if clamped:
+            self._note_clamps(wanted, kept)
+        if self.reference == "own":
+            return kept + (centre - now)
+        if not clamped:
+            return table  # exactly the asked shifts (``previous``: the steps, not their sums)
+        if self.reference == "previous":  # the step from row r-1's clamped place to row r's
+            return kept - torch.cat([torch.zeros_like(kept[:1]), kept[:-1]])
+        return kept
+
+    def _note_clamps(self, wanted: torch.Tensor, kept: torch.Tensor) -> None:
+        cut = (wanted - kept).abs().amax(dim=-1) > CLAMP_REPORT  # [rows, words]
+        for r, w in cut.nonzero().tolist():
+            first = (r, w) not in self.clamped
+            self.clamped[(r, w)] = (tuple(wanted[r, w].tolist()), tuple(kept[r, w].tolist()))
+            if first:
+                (dx, dy), (kx, ky) = self.clamped[(r, w)]
+                log.warning("%s: '%s' (row %d) would leave the frame: move (%.2f, %.2f) applied as (%.2f, %.2f), "
+                            "its centre stays %.2f inside the edge", self.node, self.names[w], r, dx, dy, kx, ky,
+                            self.edge_margin)
 
     def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
         if self._checks_rows():
@@ -178,7 +227,7 @@ class ShiftController(Controller):
         t = probs.shape[-1]
         raw = probs
         out = probs.clone()
-        held = self._held_offsets(call, raw) if self.reference == "own" else None
+        held = self._applied_offsets(call, raw)
         for r in range(call.rows):
             if not self._moves(r, call.rows):
                 continue
@@ -187,7 +236,7 @@ class ShiftController(Controller):
                 cols = [j for j in group if j < t]
                 if not cols:
                     continue
-                dx, dy = self.shift_of(r, w, call.rows) if held is None else held[r, w].tolist()
+                dx, dy = held[r, w].tolist()
                 sub = raw[src][..., cols]  # [heads, N, tokens]
                 out[r][..., cols] = shift_tokens(sub, call.grid, dx, dy, self.fill)
             call.edited.add(r)
@@ -204,7 +253,7 @@ class ShiftController(Controller):
     def self_qkv(self, call, q, k, v):
         maps = self._last_maps[call.level]
         held = self._last_held.get(call.level)
-        if maps.shape[0] != call.rows or tuple(maps.shape[-2:]) != tuple(call.grid):
+        if held is None or maps.shape[0] != call.rows or tuple(maps.shape[-2:]) != tuple(call.grid):
             return q, k, v
         src_masks = (normalize(maps) >= self.mask_threshold).float()  # [rows, words, h, w]
         orig = (q, k, v)
@@ -214,7 +263,7 @@ class ShiftController(Controller):
                 continue
             s = self.source_row(r, call.rows)
             for w in range(len(self.groups)):
-                dx, dy = self.shift_of(r, w, call.rows) if held is None else held[r, w].tolist()
+                dx, dy = held[r, w].tolist()
                 dest = shift_maps(src_masks[s, w], dx, dy, "zero").reshape(-1, 1).to(q.dtype)
                 if float(dest.sum()) == 0:
                     continue

@@ -58,3 +58,21 @@ def shift_tokens(flat: torch.Tensor, grid: tuple[int, int], dx: float, dy: float
     spatial = flat.reshape(*lead, h, w, c).movedim(-1, -3)  # [..., C, h, w]
     shifted = shift_maps(spatial, dx, dy, fill)
     return shifted.movedim(-3, -1).reshape(*lead, h * w, c)
+
+
+EDGE_MARGIN = 0.15  # fraction of each side: a moved word's map centre stays at least this far inside
+
+
+def clamp_offset(centre: torch.Tensor, offset: torch.Tensor, margin: float = EDGE_MARGIN) -> torch.Tensor:
+    """The part of ``offset`` that keeps a map centred at ``centre`` inside the frame (``[..., 2]``,
+    x and y as fractions of width and height).
+
+    The edge rule of every move: the destination ``centre + offset`` is clamped so the centre
+    stays at least ``margin`` from each edge; a centre already closer than that may stay where it
+    is (it is never pushed inward) but goes no further out. Moves that stay inside are unchanged.
+    """
+    lo = torch.clamp(centre, max=margin)
+    hi = torch.clamp(centre, min=1.0 - margin)
+    dest = centre + offset
+    kept = torch.minimum(torch.maximum(dest, lo), hi)
+    return torch.where(kept == dest, offset, kept - centre)  # unclamped moves exactly as asked

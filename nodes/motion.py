@@ -92,12 +92,12 @@ class TokenShift:
         offset = [[float(dx), float(dy)]] * len(groups)
         if reference == "none":
             ctrl = ShiftController(groups, torch.tensor([offset]), window, levels, fill, reference="own",
-                                   self_mode=self_attention, node=node)
+                                   self_mode=self_attention, node=node, names=entries)
             return (install(model, ctrl, node), base)
         out = paired_latent(base, node)
         shifts = torch.tensor([[[0.0, 0.0]] * len(groups), offset])
         ctrl = ShiftController(groups, shifts, window, levels, fill, reference="pairs", self_mode=self_attention,
-                               node=node)
+                               node=node, names=entries)
         m = install(model, ctrl, node)
         router = find_router(m)
         if not any(isinstance(c, CrossFrameController) and c.layout == "pairs" for c in router.controllers[:-1]):
@@ -176,7 +176,8 @@ class FrameSequence:
         shifts = schedule_shifts(batch_offsets, schedule)
         reference = "anchor" if schedule == "variation" else "previous"
         shift = ShiftController(groups, shifts, window, levels, fill, reference=reference,
-                                self_mode="shift" if self_attention == "shift" else "free", node=node, rows=len(rows))
+                                self_mode="shift" if self_attention == "shift" else "free", node=node, rows=len(rows),
+                                names=entries)
         m = install(model, shift, node)
         moving = frozenset(r for r in range(len(rows)) if r > 0 or bool(shifts[0].abs().sum() > 0))
         if cross_frame != "off":

@@ -115,7 +115,8 @@ def _call(rows=2, grid=(4, 6)):
 def test_controller_moves_only_the_word_columns_of_the_right_rows():
     probs = torch.softmax(torch.randn(3, 2, 24, 10), dim=-1)
     shifts = torch.tensor([[[0.0, 0.0]], [[0.5, 0.0]], [[0.0, -0.25]]])
-    ctrl = ShiftController([[3, 4]], shifts, (0.0, 0.5), None, "zero", reference="own")
+    # random maps sit near the middle: a 0.5 move would be clamped by the edge rule (tested below)
+    ctrl = ShiftController([[3, 4]], shifts, (0.0, 0.5), None, "zero", reference="own", edge_margin=None)
     call = _call(rows=3)
     out = ctrl.cross(call, probs)
     assert call.edited == {1, 2}
@@ -144,7 +145,7 @@ def test_own_reference_holds_the_target_instead_of_compounding():
     """A row's own map is recomputed each step from features that already moved: the shift is
     taken from the map's first-step (home) centroid, so once the map sits at home + dx nothing
     more is shifted, and a map that went halfway is shifted the other half."""
-    ctrl = ShiftController([[2]], torch.tensor([[[1 / 3, 0.0]]]), reference="own")
+    ctrl = ShiftController([[2]], torch.tensor([[[1 / 3, 0.0]]]), reference="own", edge_margin=None)
     first = _peak_probs(1)
     out = ctrl.cross(_call(1), first)
     assert torch.allclose(out[..., [2]], shift_tokens(first[..., [2]], (4, 6), 1 / 3, 0.0))
