@@ -7,8 +7,9 @@ from ..controllers.region import Region, RegionController
 from ..core.boxes import (SCHEDULE_KINDS, RegionSpec, WeightSchedule, box_masks, boxes_from_maps,
                           parse_regions, parse_weight_list, regions_to_json)
 from ..core.grid import parse_levels
+from ..core.phrase import BINDINGS, is_function_word
 from ..host.router import install
-from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
+from ..host.tokens import WordNotFoundError, bound_positions, locate_words, parse_word_list, tokenize_prompt
 from .common import CATEGORY, STORE_TYPE, check_inputs, check_range
 
 MAX_WEIGHT = 2.0
@@ -24,14 +25,11 @@ def encode_region(clip, prompt: str) -> torch.Tensor:
     return cond.reshape(-1, cond.shape[-1]).float().cpu()
 
 
-FUNCTION_WORDS = frozenset({"a", "an", "the", "and", "of", "with", "in", "on", "at", "to"})
-
-
 def region_word_tokens(clip, pt, description: str) -> list[int]:
     """Positions in the global prompt of the description's content words (those the prompt has)."""
     out: list[int] = []
     for word in description.split():
-        if word.lower().strip(".,;:!?") in FUNCTION_WORDS:
+        if is_function_word(word.lower().strip(".,;:!?")):
             continue
         try:
             out.extend(locate_words(clip, pt, [word], "RegionAttention", "prompt")[0])
@@ -96,11 +94,12 @@ class RegionAttention:
                 "mask": ("MASK", {"tooltip": "Optional MASK batch for regions that give \"mask\": index into it."}),
                 "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "Optional: the same global prompt as the sampler's positive; also moves its words' maps into their boxes."}),
                 "confine": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "0-1: how strongly the prompt's word maps are pulled into their boxes (needs 'prompt'; times the step's weight)."}),
+                "bind": (list(BINDINGS), {"tooltip": "With 'prompt': 'noun phrase' also pulls the words describing each region's words in the prompt ('red' for 'apple' in 'a red apple'); 'typed words': only the description's words."}),
             },
         }
 
     def patch(self, model, clip, regions, schedule="constant", weight=1.0, weight_end=0.0, weight_list="",
-              resolutions="all", frames=0, mask=None, prompt="", confine=1.0):
+              resolutions="all", frames=0, mask=None, prompt="", confine=1.0, bind="noun phrase"):
         check_inputs(self, locals())
         node = "RegionAttention"
         try:
@@ -121,8 +120,11 @@ class RegionAttention:
         built = [self._region(node, clip, s, mask) for s in specs]
         if (prompt or "").strip():
             pt = tokenize_prompt(clip, prompt)
-            for r in built:
-                r.prompt_tokens = region_word_tokens(clip, pt, r.prompt)
+            groups = [region_word_tokens(clip, pt, r.prompt) for r in built]
+            if bind == "noun phrase":
+                groups = [sorted(set(g) | set(b)) for g, b in zip(groups, bound_positions(pt, groups))]
+            for r, g in zip(built, groups):
+                r.prompt_tokens = g
         widths = {r.tokens.shape[-1] for r in built}
         if len(widths) != 1:
             raise ValueError(f"{node}: the regions encode to different widths {sorted(widths)}; use one CLIP.")

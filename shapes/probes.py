@@ -93,7 +93,11 @@ def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle"
     got = (o1["cx"] - o0["cx"]) / base.shape[-1]
     goty = (o1["cy"] - o0["cy"]) / base.shape[-2]
     bg = background_mask([o0["mask"], o1["mask"]])
+    # where the edge rule lets it go, taking the object's pixel centroid for its map's centre
+    from attention_motion.core.shift import clamp_offset
+    ex, ey = clamp_offset(torch.tensor(res["start"]), torch.tensor([sdx, sdy])).tolist()
     return dict(res, ok=True, measured=got, measured_dy=goty, error=max(abs(got - sdx), abs(goty - sdy)),
+                expected=ex, expected_dy=ey, edge_error=max(abs(got - ex), abs(goty - ey)),
                 shape_kept=o1["shape"] == o0["shape"], bg_psnr=psnr(base, moved, bg), images=(base, moved))
 
 

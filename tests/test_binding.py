@@ -105,3 +105,21 @@ def test_bind_refuses_an_unknown_choice(tiny_sd15):
     model, clip = tiny_sd15[:2]
     with pytest.raises(ValueError, match=r"TokenShift: input 'bind' is 'object'.*noun phrase.*typed words"):
         TokenShift().patch(model, clip, "a red apple", "apple", 0.1, 0.0, 0.0, 0.4, "all", bind="object")
+
+
+@pytest.mark.host
+def test_region_attention_pulls_each_regions_modifiers_into_its_box(tiny_sd15):
+    from attention_motion.controllers.region import RegionController
+    from attention_motion.host.router import find_router
+    from attention_motion.nodes.region import RegionAttention
+
+    model, clip = tiny_sd15[:2]
+    prompt = "a red apple and a yellow banana on a table"
+    pt = tokenize_prompt(clip, prompt)
+    red, apple, yellow, banana = locate_words(clip, pt, ["red", "apple", "yellow", "banana"], "test")
+    regions = '[{"prompt": "apple", "box": [0, 0, 0.5, 1]}, {"prompt": "banana", "box": [0.5, 0, 0.5, 1]}]'
+    for bind, expected in (("noun phrase", [sorted(red + apple), sorted(yellow + banana)]),
+                           ("typed words", [apple, banana])):
+        (m,) = RegionAttention().patch(model, clip, regions, prompt=prompt, bind=bind)
+        ctrl = [c for c in find_router(m).controllers if isinstance(c, RegionController)][0]
+        assert [r.prompt_tokens for r in ctrl.regions] == expected, bind
