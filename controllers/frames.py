@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.controller import AttnCall, Controller, RunInfo
-from ..core.maps import MapAccumulator, map_centroids, normalize, word_maps
+from ..core.maps import MapAccumulator, map_boxes, map_centroids, normalize, word_maps
 from ..core.shift import EDGE_MARGIN, clamp_offset, shift_maps
 
 CROSS_FRAME_MODES = ("anchor", "anchor+previous", "off")
@@ -126,12 +126,12 @@ class BackgroundLock(Controller):
             return None
         anchor = self._acc.mean()[0]  # [words, h, w]
         base = (normalize(anchor) >= self.threshold).float()
-        centre = map_centroids(anchor)  # [words, 2]
+        centre, box = map_centroids(anchor), map_boxes(anchor)  # [words, 2], [words, 4]
         out = []
         for r in range(rows):
             off = self.offsets[min(r, self.offsets.shape[0] - 1)].to(centre)
             if self.edge_margin is not None:
-                off = clamp_offset(centre, off, self.edge_margin)
+                off = clamp_offset(centre, off, self.edge_margin, box)
             m = base.clone()
             for w in range(base.shape[0]):
                 m[w] = torch.maximum(base[w], shift_maps(base[w], float(off[w, 0]), float(off[w, 1]), "zero"))

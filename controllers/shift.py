@@ -19,9 +19,9 @@ Row r never reads rows after it, so a batch computes exactly what a frame-by-fra
 replays the previous frame's maps would.
 
 Edge rule (``edge_margin``, :func:`core.shift.clamp_offset`): a move that would take a word's map
-centre closer than the margin to the frame's edge is clamped there, measured on the map it moves
-(the source row's, row 0's, or for ``own`` its home) at every call, so the object stops at the
-edge instead of losing its map; each clamped (row, word) is logged once per run and kept in
+centre closer than the margin to the frame's edge, or its peak region (:func:`core.maps.map_boxes`)
+past the edge, is clamped there, measured on the map it moves (the source row's, row 0's, or for
+``own`` its home) at every call, so the object stops at the edge instead of losing its map; each clamped (row, word) is logged once per run and kept in
 :attr:`ShiftController.clamped`.
 
 Self-attention (``self_mode``):
@@ -38,7 +38,7 @@ import logging
 import torch
 
 from ..core.controller import AttnCall, Controller
-from ..core.maps import map_centroids, normalize, word_maps
+from ..core.maps import map_boxes, map_centroids, normalize, word_maps
 from ..core.shift import EDGE_MARGIN, clamp_offset, shift_maps, shift_tokens
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class ShiftController(Controller):
         self.runs = 0
         self._last_maps: dict[int, torch.Tensor] = {}  # level -> reference maps [rows, words, h, w]
         self._home: dict[tuple, torch.Tensor] = {}  # layer key -> home centroids [rows, words, 2]
+        self._home_box: dict[tuple, torch.Tensor] = {}  # layer key -> home peak boxes [rows, words, 4]
         self._last_held: dict[int, torch.Tensor | None] = {}  # level -> the shifts cross() applied
         self._checked = False  # the first call of the run checked the sampled latent's rows
 
@@ -106,6 +107,7 @@ class ShiftController(Controller):
         self.runs += 1
         self._last_maps = {}
         self._home = {}
+        self._home_box = {}
         self._last_held = {}
         self._checked = False
         self.clamped = {}
@@ -182,18 +184,26 @@ class ShiftController(Controller):
         table = self.shifts[torch.tensor([self._table_row(r, rows) for r in range(rows)])]
         if self.reference != "own" and self.edge_margin is None:
             return table
-        now = map_centroids(word_maps(raw, self.groups, call.grid))  # [rows, words, 2]
+        maps = word_maps(raw, self.groups, call.grid)
+        now = map_centroids(maps)  # [rows, words, 2]
+        boxes = map_boxes(maps)
         table = table.to(now)
         if self.reference == "own":
             home = self._home.setdefault(call.key, now)
             if home.shape != now.shape:
                 home = self._home[call.key] = now
             centre, wanted = home, table
+            box = self._home_box.setdefault(call.key, boxes)
+            if box.shape != boxes.shape:
+                box = self._home_box[call.key] = boxes
         elif self.reference == "previous":
             centre, wanted = now[:1].expand_as(now), torch.cumsum(table, dim=0)
+            box = boxes[:1].expand_as(boxes)
         else:
-            centre, wanted = now[torch.tensor([self.source_row(r, rows) for r in range(rows)])], table
-        kept = wanted if self.edge_margin is None else clamp_offset(centre, wanted, self.edge_margin)
+            src = torch.tensor([self.source_row(r, rows) for r in range(rows)])
+            centre, wanted = now[src], table
+            box = boxes[src]
+        kept = wanted if self.edge_margin is None else clamp_offset(centre, wanted, self.edge_margin, box)
         clamped = not torch.equal(kept, wanted)
         if clamped:
             self._note_clamps(wanted, kept)

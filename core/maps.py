@@ -102,6 +102,21 @@ def map_centroids(maps: torch.Tensor, floor: float = 0.5) -> torch.Tensor:
     return torch.stack([cx, cy], dim=-1)
 
 
+def map_boxes(maps: torch.Tensor, floor: float = 0.5) -> torch.Tensor:
+    """Bounding boxes ``[..., 4]`` (x0, y0, x1, y1 as fractions) of each ``[..., h, w]`` map's cells
+    at or above ``floor`` of its normalised value (the peak region :func:`map_centroids` weighs)."""
+    h, w = maps.shape[-2:]
+    peak = normalize(maps.float()) >= floor
+    cols, rows = peak.any(dim=-2), peak.any(dim=-1)  # [..., w], [..., h]
+    xs = torch.arange(w, device=maps.device)
+    ys = torch.arange(h, device=maps.device)
+    x0 = torch.where(cols, xs, w).amin(dim=-1) / w
+    x1 = (torch.where(cols, xs, -1).amax(dim=-1) + 1) / w
+    y0 = torch.where(rows, ys, h).amin(dim=-1) / h
+    y1 = (torch.where(rows, ys, -1).amax(dim=-1) + 1) / h
+    return torch.stack([x0, y0, x1, y1], dim=-1).clamp(0.0, 1.0)
+
+
 def normalize(maps: torch.Tensor) -> torch.Tensor:
     """Scale each ``[h, w]`` map to [0, 1] by its own min and max."""
     lo = maps.amin(dim=(-2, -1), keepdim=True)

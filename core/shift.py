@@ -61,18 +61,29 @@ def shift_tokens(flat: torch.Tensor, grid: tuple[int, int], dx: float, dy: float
 
 
 EDGE_MARGIN = 0.15  # fraction of each side: a moved word's map centre stays at least this far inside
+BOX_MAX_EXTENT = 0.5  # fraction of a side: wider peak regions are not taken as the object's extent
 
 
-def clamp_offset(centre: torch.Tensor, offset: torch.Tensor, margin: float = EDGE_MARGIN) -> torch.Tensor:
+def clamp_offset(centre: torch.Tensor, offset: torch.Tensor, margin: float = EDGE_MARGIN,
+                 box: torch.Tensor | None = None) -> torch.Tensor:
     """The part of ``offset`` that keeps a map centred at ``centre`` inside the frame (``[..., 2]``,
     x and y as fractions of width and height).
 
     The edge rule of every move: the destination ``centre + offset`` is clamped so the centre
     stays at least ``margin`` from each edge; a centre already closer than that may stay where it
-    is (it is never pushed inward) but goes no further out. Moves that stay inside are unchanged.
+    is (it is never pushed inward) but goes no further out. With ``box`` ``[..., 4]`` (x0, y0, x1,
+    y1: the map's peak region, :func:`core.maps.map_boxes`) that region must stay inside the frame
+    too (on each axis where it spans at most :data:`BOX_MAX_EXTENT`), so a large object stops when its
+    edge meets the frame's. Moves that stay inside are
+    unchanged.
     """
     lo = torch.clamp(centre, max=margin)
     hi = torch.clamp(centre, min=1.0 - margin)
+    if box is not None:  # centre - x0 <= centre and centre + 1 - x1 >= centre: still never pushed inward
+        # a peak region wider than BOX_MAX_EXTENT (a diffuse early map) says nothing of the object's edges
+        compact = box[..., 2:] - box[..., :2] <= BOX_MAX_EXTENT
+        lo = torch.where(compact, torch.maximum(lo, centre - box[..., :2]), lo)
+        hi = torch.where(compact, torch.minimum(hi, centre + 1.0 - box[..., 2:]), hi)
     dest = centre + offset
     kept = torch.minimum(torch.maximum(dest, lo), hi)
     return torch.where(kept == dest, offset, kept - centre)  # unclamped moves exactly as asked

@@ -174,8 +174,8 @@ def test_map_centroids():
 def test_anchor_and_previous_references():
     probs = torch.softmax(torch.randn(3, 1, 24, 6), dim=-1)
     shifts = torch.tensor([[[0.0, 0.0]], [[1 / 6, 0.0]], [[1 / 6, 0.0]]])
-    anchor = ShiftController([[2]], shifts, reference="anchor").cross(_call(3), probs)
-    prev = ShiftController([[2]], shifts, reference="previous").cross(_call(3), probs)
+    anchor = ShiftController([[2]], shifts, reference="anchor", edge_margin=None).cross(_call(3), probs)
+    prev = ShiftController([[2]], shifts, reference="previous", edge_margin=None).cross(_call(3), probs)
     assert torch.allclose(anchor[2][..., [2]], shift_tokens(probs[0][..., [2]], (4, 6), 1 / 6, 0.0))
     assert torch.allclose(prev[2][..., [2]], shift_tokens(probs[1][..., [2]], (4, 6), 1 / 6, 0.0))
 
@@ -306,7 +306,9 @@ def test_chained_token_shifts_move_two_words_differently(tiny_sd15):
 def test_pairs_reference_and_cross_frame_pairs():
     from attention_motion.controllers.frames import CrossFrameController
     probs = torch.softmax(torch.randn(4, 1, 24, 6), dim=-1)
-    ctrl = ShiftController([[2]], torch.tensor([[[0.0, 0.0]], [[1 / 6, 0.0]]]), reference="pairs", node="TokenShift")
+    # random maps may peak at an edge: the edge rule (tests/test_edge_rule.py) is off here
+    ctrl = ShiftController([[2]], torch.tensor([[[0.0, 0.0]], [[1 / 6, 0.0]]]), reference="pairs", node="TokenShift",
+                           edge_margin=None)
     with pytest.raises(ValueError, match=r"TokenShift: rows 2-3 of the sampled latent are not copies of rows 0-1"):
         ctrl.cross(_call(4), probs)  # the first call of a run: rows 2, 3 must be copies of rows 0, 1
     ctrl.reset()
