@@ -4,6 +4,21 @@
 export const clampShift = (v) => Math.max(-1, Math.min(1, v));
 export const round2 = (v) => Math.round(v * 100) / 100 + 0; // +0 turns -0 into 0
 
+export const EDGE_MARGIN = 0.15; // as core/shift.EDGE_MARGIN
+
+/**
+ * The edge rule of the nodes (core/shift.clamp_offset, centre part): the part of ``offset`` [dx, dy]
+ * that keeps a word centred at ``centre`` [x, y] at least ``margin`` inside the frame; a centre
+ * already closer than that is not pushed inward. Moves that stay inside are returned unchanged.
+ */
+export function clampOffset(centre, offset, margin = EDGE_MARGIN) {
+	return centre.map((c, i) => {
+		const dest = c + offset[i];
+		const kept = Math.min(Math.max(dest, Math.min(c, margin)), Math.max(c, 1 - margin));
+		return kept === dest ? offset[i] : kept - c;
+	});
+}
+
 export function ease(t, mode) {
 	t = Math.max(0, Math.min(1, t));
 	return mode === "ease-in-out" ? 0.5 - 0.5 * Math.cos(Math.PI * t) : t;

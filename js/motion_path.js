@@ -1,8 +1,10 @@
 // Motion path widget: on nodes of this pack with dx/dy inputs (FrameSequence, TokenShift), draw
 // each moving word's path over a canvas with the image's aspect. Dragging the start / end (or a
 // keyframe) writes dx, dy / keyframes exactly as a user could type them; typing redraws.
+// The path is drawn where the nodes' edge rule (clampOffset) lets the word go from its anchor; the
+// part of a requested move past that is dashed, and the status line says which words stop.
 import { addViewWidget, canvasPoint, chainCallback, followPointer, paintCanvas, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList, setStatus, setWidgetValue, viewWidth, watchNode, PALETTE } from "./am_common.js";
-import { clampShift, formatKeyframes, interpolate, parseKeyframes, round2, straightKeys, wordKeys } from "./motion_math.js";
+import { clampOffset, clampShift, EDGE_MARGIN, formatKeyframes, interpolate, parseKeyframes, round2, straightKeys, wordKeys } from "./motion_math.js";
 
 const WIDGET = "attention_motion_path";
 const PROP = "attention_motion_anchors"; // where each word sits in the source image (drawing only)
@@ -29,6 +31,7 @@ function attach(node, names) {
 	const box = el("div", { class: "am-path" }, canvas, status);
 	let geom = { imgW: 100, imgH: 100, cssW: 120, cssH: 120 };
 	let handles = [];
+	let paths = []; // per word: the asked offsets and those the edge rule keeps (fractions), as drawn
 	let drag = null;
 
 	const val = (n, d) => (n ? findWidget(node, n)?.value ?? d : d);
@@ -88,14 +91,32 @@ function attach(node, names) {
 		}
 		const parsed = parseKeyframes(s.text, s.frames, s.words);
 		const anc = anchors(s.words);
+		const stopped = [];
 		handles = [];
+		paths = [];
 		s.words.forEach((word, wi) => {
 			const colour = PALETTE[wi % PALETTE.length];
 			const keys = wordKeys(parsed, word, s.dx, s.dy, s.frames);
 			const keyed = parsed.kind === "list" ||
 				(parsed.kind === "dict" && Object.keys(parsed.paths).some((k) => k.toLowerCase() === word.toLowerCase()));
 			const a = anc[word];
-			const pts = interpolate(keys, s.frames, s.mode).map(([ox, oy]) => toPx(a[0] + ox, a[1] + oy));
+			const asked = interpolate(keys, s.frames, s.mode);
+			const kept = asked.map((o) => clampOffset(a, o));
+			const pts = kept.map(([ox, oy]) => toPx(a[0] + ox, a[1] + oy));
+			paths.push({ word, anchor: a, asked, kept });
+			if (kept.some((k, i) => k[0] !== asked[i][0] || k[1] !== asked[i][1])) {
+				stopped.push(word);
+				ctx.setLineDash([3, 3]);
+				ctx.strokeStyle = colour;
+				ctx.lineWidth = 1;
+				ctx.beginPath();
+				asked.forEach(([ox, oy], i) => {
+					const [x, y] = toPx(a[0] + ox, a[1] + oy);
+					if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+				});
+				ctx.stroke();
+				ctx.setLineDash([]);
+			}
 			ctx.strokeStyle = colour;
 			ctx.lineWidth = 2;
 			ctx.beginPath();
@@ -141,11 +162,15 @@ function attach(node, names) {
 			ctx.fillText(word, ax + 8, ay + 14);
 		});
 		const bad = parsed.kind === "error";
+		const edge = stopped.length
+			? `; ${stopped.join(", ")} stop${stopped.length === 1 ? "s" : ""} ${EDGE_MARGIN} inside the edge (dashed: asked)`
+			: "";
 		setStatus(status, bad
 			? `${parsed.message}: showing the straight path (dx ${s.dx}, dy ${s.dy})`
 			: `${s.w}×${s.h}, ${s.frames} frame${s.frames === 1 ? "" : "s"}; drag ○ start / ◆ end / ● keyframe` +
-			  (names.keyframes ? "; double-click adds a keyframe, alt-click removes one" : ""), bad);
+			  (names.keyframes ? "; double-click adds a keyframe, alt-click removes one" : "") + edge, bad);
 		box.dataset.mode = parsed.kind === "none" ? "straight" : parsed.kind;
+		box.dataset.stopped = stopped.join(",");
 		fitNode(node);
 	};
 
@@ -262,6 +287,8 @@ function attach(node, names) {
 			const sy = r.height / geom.cssH;
 			return handles.map((h) => ({ ...h, end: undefined, clientX: r.left + h.x * sx, clientY: r.top + h.y * sy }));
 		},
+		// per word: anchor, asked and kept offsets of every frame (the drawn path), for tests
+		paths: () => paths.map((p) => ({ ...p })),
 		redraw: draw,
 	};
 	watchNode(node, () => JSON.stringify([state(), viewWidth(node, box), node.properties?.[PROP]]), () => draw());

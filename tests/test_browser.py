@@ -637,6 +637,34 @@ def test_motion_path_widget_drag_writes_values_and_typing_redraws(browser):
     assert errors == []
 
 
+
+def test_motion_path_widget_draws_the_edge_rule(browser):
+    """A move past the frame is drawn where the nodes' edge rule stops the word (its centre 0.15
+    inside the edge, js/motion_math.js clampOffset = core.shift.clamp_offset), the asked part dashed
+    and named in the status line; a move that stays inside is drawn as asked."""
+    from attention_motion.core.shift import EDGE_MARGIN
+
+    path = "attention_motion_path"
+    _fresh_graph(browser)
+    nid = _add_node(browser, "TokenShift", [0, 0], [420, 700],
+                    {"prompt": "a red circle", "words": "circle", "dx": 0.8, "dy": -0.2})
+    _handles(browser, nid)
+    paths = browser.execute_script("return app.graph.getNodeById(arguments[0]).attentionMotionPath.paths();", nid)
+    (p,) = paths
+    ax, ay = p["anchor"]
+    assert p["asked"][-1] == [0.8, -0.2]
+    assert abs(ax + p["kept"][-1][0] - (1 - EDGE_MARGIN)) < 1e-9 and p["kept"][-1][1] == -0.2
+    status = _status_line(browser, nid, path)["text"]
+    assert "circle stops 0.15 inside the edge" in status, status
+    _assert_status_fits(browser, nid, path)
+    browser.execute_script("""const n = app.graph.getNodeById(arguments[0]);
+        n.widgets.find(w => w.name === 'dx').value = 0.3; n.attentionMotionPath.redraw();""", nid)
+    (p,) = browser.execute_script("return app.graph.getNodeById(arguments[0]).attentionMotionPath.paths();", nid)
+    assert p["kept"][-1] == p["asked"][-1] == [0.3, -0.2]
+    assert "stops" not in _status_line(browser, nid, path)["text"]
+    errors, _ = _console_errors(browser)
+    assert errors == []
+
 def _region_boxes(driver, node_id, count):
     """The drawn region boxes once the layout is settled (same rectangles twice in a row)."""
     last = None

@@ -121,3 +121,28 @@ def test_a_large_object_stops_when_its_edge_meets_the_frame():
     assert float(boxes[1, 2] - boxes[1, 0]) > BOX_MAX_EXTENT
     kept = clamp_offset(map_centroids(maps), torch.tensor([[0.3, 0.0]] * 3), box=boxes)
     assert kept[:, 0].tolist() == pytest.approx([0.2, 0.3, 0.3], abs=1e-6)
+
+
+def test_the_motion_path_widget_draws_with_the_same_rule():
+    """js/motion_math.js clampOffset (the path the widget draws) equals core.shift.clamp_offset
+    (what the nodes apply, centre part) on the frame's inside, margins, edges and outside."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("Node.js is not installed: `node` must be on PATH to run js/motion_math.js")
+    grid = [-0.1, 0.0, 0.05, 0.15, 0.3, 0.5, 0.84, 0.85, 0.9, 1.0]
+    moves = [-1.0, -0.4, -0.2, -0.05, 0.0, 0.1, 0.3, 0.7, 1.0]
+    cases = [[[cx, cy], [dx, dy]] for cx in grid for cy in grid[::3] for dx in moves for dy in moves[::4]]
+    script = Path(__file__).resolve().parent / "js" / "edge_cases.mjs"
+    run = subprocess.run([node, str(script)], input=json.dumps(cases), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    js = torch.tensor(json.loads(run.stdout), dtype=torch.float64)
+    centres = torch.tensor([c for c, _ in cases], dtype=torch.float64)
+    offsets = torch.tensor([o for _, o in cases], dtype=torch.float64)
+    py = clamp_offset(centres, offsets)
+    assert len(cases) > 1000 and torch.allclose(js, py, atol=1e-12)
+    assert (py != offsets).any() and (py == offsets).any()  # both clamped and free moves are compared
