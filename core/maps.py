@@ -114,7 +114,9 @@ def map_boxes(maps: torch.Tensor, floor: float = 0.5) -> torch.Tensor:
     x1 = (torch.where(cols, xs, -1).amax(dim=-1) + 1) / w
     y0 = torch.where(rows, ys, h).amin(dim=-1) / h
     y1 = (torch.where(rows, ys, -1).amax(dim=-1) + 1) / h
-    return torch.stack([x0, y0, x1, y1], dim=-1).clamp(0.0, 1.0)
+    box = torch.stack([x0, y0, x1, y1], dim=-1).clamp(0.0, 1.0)
+    flat = ~cols.any(dim=-1, keepdim=True)  # a constant map has no peak region: the whole frame
+    return torch.where(flat, torch.tensor([0.0, 0.0, 1.0, 1.0], device=box.device), box)
 
 
 def normalize(maps: torch.Tensor) -> torch.Tensor:

@@ -61,7 +61,7 @@ def shift_tokens(flat: torch.Tensor, grid: tuple[int, int], dx: float, dy: float
 
 
 EDGE_MARGIN = 0.15  # fraction of each side: a moved word's map centre stays at least this far inside
-BOX_MAX_EXTENT = 0.5  # fraction of a side: wider peak regions are not taken as the object's extent
+BOX_MAX_EXTENT = 0.9  # fraction of a side: a peak region this wide (a diffuse map) is no extent
 
 
 def clamp_offset(centre: torch.Tensor, offset: torch.Tensor, margin: float = EDGE_MARGIN,

@@ -105,7 +105,7 @@ def test_background_lock_masks_follow_the_clamped_place():
 
 def test_a_large_object_stops_when_its_edge_meets_the_frame():
     """Moves of +0.3: a map of columns 4-7 (0.4-0.8, centre 0.6) stops when its right edge meets
-    the frame (+0.2; the centre rule alone would allow +0.25); a diffuse map (columns 1-8, wider
+    the frame (+0.2; the centre rule alone would allow +0.25); a diffuse map (every column, wider
     than BOX_MAX_EXTENT, centre 0.5) is held by the centre rule alone (+0.3 reaches 0.8); a narrow
     one (column 5, centre 0.55) moves exactly as asked (to 0.85)."""
     from attention_motion.core.maps import map_boxes
@@ -114,11 +114,13 @@ def test_a_large_object_stops_when_its_edge_meets_the_frame():
     h, w = GRID
     maps = torch.zeros(3, h, w)
     maps[0, :, 4:8] = 1.0
-    maps[1, :, 1:9] = 1.0
+    maps[1] = 1.0
+    maps[1, 0, 0] = 0.0
     maps[2, :, 5] = 1.0
     boxes = map_boxes(maps)
     assert torch.allclose(boxes[0], torch.tensor([0.4, 0.0, 0.8, 1.0]))
     assert float(boxes[1, 2] - boxes[1, 0]) > BOX_MAX_EXTENT
+    assert map_boxes(torch.ones(h, w)).tolist() == [0.0, 0.0, 1.0, 1.0]  # a flat map: the whole frame
     kept = clamp_offset(map_centroids(maps), torch.tensor([[0.3, 0.0]] * 3), box=boxes)
     assert kept[:, 0].tolist() == pytest.approx([0.2, 0.3, 0.3], abs=1e-6)
 
