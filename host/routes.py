@@ -1,13 +1,19 @@
 """HTTP routes the pack adds to ComfyUI's server (used by the frontend extension in js/).
 
-``POST /attention_motion/tokenize`` with JSON ``{"prompt": str, "words": str}`` answers how the
-host's own SD1 tokenizer splits the prompt (the 'l' stream, whose positions SDXL shares), so the
-graph editor can show words, token positions and 77-token chunks before a prompt is queued::
+``POST /attention_motion/tokenize`` with JSON ``{"prompt": str, "words": str, "bind": str}``
+answers how the host's own SD1 tokenizer splits the prompt (the 'l' stream, whose positions SDXL
+shares), so the graph editor can show words, token positions and 77-token chunks before a prompt
+is queued. ``bind`` is optional: "typed words" (the default) or "noun phrase", the choice of the
+nodes' ``bind`` input; with "noun phrase" each entry also lists the tokens that move with it (its
+modifiers, :func:`host.tokens.bound_positions`). For "a red circle", words "circle, dog" and
+bind "noun phrase"::
 
     {"words": [{"word": "red", "positions": [2]}, ...],      # prompt words, as the nodes see them
      "chunks": [[{"pos": 0, "token": "<start>"}, ...], ...],   # tokens of each chunk up to <end>
      "chunk_length": 77, "n_tokens": 77,
-     "entries": [{"entry": "circle", "positions": [3], "found": true}, ...],
+     "entries": [{"entry": "circle", "positions": [3], "found": true,
+                  "bound": [2], "bound_words": ["red"]},       # only with bind "noun phrase"
+                 {"entry": "dog", "positions": [], "found": false, "bound": [], "bound_words": []}],
      "positions": [[3]],                                       # positions of the found entries
      "missing": ["dog"]}                                       # chosen words not in the prompt
 
@@ -30,7 +36,8 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .tokens import TooManyMatchesError, entry_positions, parse_word_list, tokenize_prompt
+from ..core.phrase import BINDINGS
+from .tokens import TooManyMatchesError, bound_positions, entry_positions, parse_word_list, tokenize_prompt
 
 ROUTE = "/attention_motion/tokenize"
 MAX_PROMPT_CHARS = 20000  # characters of 'prompt' (a 77-token chunk is roughly 300 characters)
@@ -38,9 +45,10 @@ MAX_WORDS_CHARS = 2000  # characters of 'words'
 MAX_WORD_ENTRIES = 100  # comma-separated entries of 'words'
 MAX_NESTING = 32  # depth of "(...)" weight groups in 'prompt' (the host parses them recursively)
 MAX_EMBEDDINGS = 32  # "embedding:" references in 'prompt' (each one makes the host look for a file)
-MAX_MATCHED_WORDS = 50000  # prompt words matched by all entries together (bounds the answer)
+MAX_MATCHED_WORDS = 50000  # prompt words matched (and bound) by all entries together (bounds the answer)
 MAX_BODY_BYTES = 512 * 1024  # the request body; the largest valid one is about 270 KB
 WORKERS = 2  # threads (each with its own tokenizer) serving the route
+DEFAULT_BIND = "typed words"  # 'bind' when the request has none: the answer of clients before it
 
 _local = threading.local()
 _executor: ThreadPoolExecutor | None = None
@@ -129,20 +137,61 @@ def check_request(prompt, words) -> tuple[str, list[str]]:
     return prompt, entries
 
 
-def tokenize_request(prompt: str, words: str = "", clip=None) -> dict:
-    """The JSON answer of the tokenize route for ``prompt`` and the comma-separated ``words``.
+def check_bind(bind) -> str:
+    """The request's ``bind`` choice (:data:`DEFAULT_BIND` when absent); RequestError if unknown."""
+    if bind is None:
+        return DEFAULT_BIND
+    if not isinstance(bind, str) or bind not in BINDINGS:
+        shown = repr(bind[:40]) if isinstance(bind, str) else type(bind).__name__
+        raise RequestError("bind", f"'bind' must be one of {', '.join(repr(b) for b in BINDINGS)}, not {shown}")
+    return bind
+
+
+def _too_many_matches() -> RequestError:
+    return RequestError("words", f"'words' match more than {MAX_MATCHED_WORDS} words of the prompt in all "
+                                 "(with bind 'noun phrase': with the words bound to them); choose fewer or rarer words")
+
+
+def _bound(pt, found: list[list[int]]) -> list[tuple[list[int], list[str]]]:
+    """For each entry's positions, the positions and the distinct words (prompt order) bound to it.
+
+    Linear in the prompt's tokens and the positions: identical groups (repeated entries) are
+    worked out once, and the words each entry covers and binds count together against
+    MAX_MATCHED_WORDS, so the answer stays within the limit whatever the entries repeat.
+    """
+    distinct = list(dict.fromkeys(tuple(g) for g in found))
+    bound_of = dict(zip(distinct, bound_positions(pt, [list(g) for g in distinct])))
+    word_of = {p: i for i, positions in enumerate(pt.word_positions) for p in positions}
+    matched = sum(len({word_of[p] for p in g if p in word_of}) for g in found)
+    out = []
+    for g in found:
+        bound = bound_of[tuple(g)]
+        indices = list(dict.fromkeys(word_of[p] for p in bound))
+        matched += len(indices)
+        if matched > MAX_MATCHED_WORDS:
+            raise _too_many_matches()
+        out.append((bound, list(dict.fromkeys(pt.words[i] for i in indices))))
+    return out
+
+
+def tokenize_request(prompt: str, words: str = "", clip=None, bind: str | None = None) -> dict:
+    """The JSON answer of the tokenize route for ``prompt``, the comma-separated ``words`` and
+    ``bind`` (None: :data:`DEFAULT_BIND`).
 
     Raises RequestError (a ValueError) for input outside the limits.
     """
     prompt, entries = check_request(prompt, words)
+    bind = check_bind(bind)
     clip = clip or tokenizer_clip()
     pt = tokenize_prompt(clip, prompt)
     try:
         found = entry_positions(clip, pt, entries, MAX_MATCHED_WORDS)
     except TooManyMatchesError:
-        raise RequestError("words", f"'words' match more than {MAX_MATCHED_WORDS} words of the prompt in all; "
-                                    "choose fewer or rarer words") from None
+        raise _too_many_matches() from None
     entries_out = [{"entry": e, "positions": p, "found": bool(p)} for e, p in zip(entries, found)]
+    if bind == "noun phrase":
+        for out, (bound, bound_words) in zip(entries_out, _bound(pt, found)):
+            out["bound"], out["bound_words"] = bound, bound_words
     chunks = []
     for c in range(pt.chunks):
         chunk = []
@@ -193,7 +242,7 @@ async def _tokenize_handler(request):
     def refuse(field: str, message: str, status: int = 400):
         return web.json_response({"error": message, "field": field}, status=status)
 
-    usage = 'send JSON {"prompt": str, "words": str}'
+    usage = 'send JSON {"prompt": str, "words": str, "bind": "typed words" or "noun phrase"}'
     raw = await _read_body(request, MAX_BODY_BYTES)
     if raw is None:
         return refuse("body", f"the request body is larger than {MAX_BODY_BYTES} bytes; {usage}", 413)
@@ -204,10 +253,11 @@ async def _tokenize_handler(request):
     if not isinstance(body, dict):
         return refuse("body", f"the request body is not a JSON object; {usage}")
     try:
-        prompt, words = body.get("prompt", ""), body.get("words", "")
+        prompt, words, bind = body.get("prompt", ""), body.get("words", ""), body.get("bind")
         check_request(prompt, words)  # refuse bad input before it waits for a worker
+        check_bind(bind)
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(_get_executor(), tokenize_request, prompt, words)
+        answer = await loop.run_in_executor(_get_executor(), tokenize_request, prompt, words, None, bind)
     except RequestError as e:
         return refuse(e.field, str(e))
     return web.json_response(answer)

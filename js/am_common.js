@@ -210,6 +210,8 @@ export function ensureCss() {
 .am-tok sub { color: var(--descrip-text, #999); font-size: 8px; margin-left: 1px; }
 .am-tok.am-special { opacity: .55; }
 .am-tok.am-chosen { color: #111; font-weight: bold; }
+.am-tok.am-bound { color: var(--am-c); background: color-mix(in srgb, var(--am-c) 22%, transparent);
+  box-shadow: inset 0 -2px 0 var(--am-c); font-weight: bold; }
 .am-words { margin: 2px 0; }
 .am-missing { color: #ff7b7b; font-weight: bold; margin: 2px 0; }
 .am-error { color: #ffb36b; }
@@ -240,6 +242,27 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 export const PALETTE = ["#ffd166", "#06d6a0", "#4cc9f0", "#f78c6b", "#c77dff", "#90e0ef", "#ef476f", "#b5e48c"];
+
+/**
+ * How the token view marks each position of a tokenize answer's `entries` (with bind "noun
+ * phrase" each entry has `bound` positions and `bound_words`): Map position -> {colour, entry,
+ * bound}, bound true for a token that moves with `entry` without being typed. A typed token wins.
+ */
+export function tokenMarks(entries, colours) {
+	const marks = new Map();
+	for (const e of entries) {
+		for (const p of e.bound ?? []) if (!marks.has(p)) marks.set(p, { colour: colours.get(e.entry), entry: e.entry, bound: true });
+	}
+	for (const e of entries) for (const p of e.positions) marks.set(p, { colour: colours.get(e.entry), entry: e.entry, bound: false });
+	return marks;
+}
+
+/** The token view's label of a found entry: "ball → 6", or "ball (+ red) → 6 (+ 5)" with bound tokens. */
+export function entryLabel(e) {
+	const bound = e.bound ?? [];
+	if (!bound.length) return `${e.entry} → ${e.positions.join(" ")}`;
+	return `${e.entry} (+ ${(e.bound_words ?? []).join(" ")}) → ${e.positions.join(" ")} (+ ${bound.join(" ")})`;
+}
 
 /** Split a comma-separated word list like the nodes do (host/tokens.py parse_word_list). */
 export function parseWordList(spec) {

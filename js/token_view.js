@@ -3,7 +3,8 @@
 // The tokenization comes from the host's own SD1 tokenizer (POST /attention_motion/tokenize).
 import { api } from "../../scripts/api.js";
 import {
-	PALETTE, addViewWidget, chainCallback, ensureCss, el, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList, watchNode,
+	PALETTE, addViewWidget, chainCallback, ensureCss, el, entryLabel, findWidget, fitNode, inputEntries, inputType, isPackNode, parseWordList,
+	tokenMarks, watchNode,
 } from "./am_common.js";
 
 const ROUTE = "/attention_motion/tokenize";
@@ -43,11 +44,11 @@ export function wordEntries(spec) {
 	}).filter(Boolean);
 }
 
-async function tokenize(prompt, words) {
+async function tokenize(prompt, words, bind) {
 	const resp = await api.fetchApi(ROUTE, {
 		method: "POST",
 		headers: { "Content-Type": "application/json" },
-		body: JSON.stringify({ prompt, words }),
+		body: JSON.stringify(bind == null ? { prompt, words } : { prompt, words, bind }),
 	});
 	const data = await resp.json().catch(() => ({}));
 	if (!resp.ok) throw new Error(data.error || `HTTP ${resp.status}`);
@@ -55,8 +56,7 @@ async function tokenize(prompt, words) {
 }
 
 function renderSection(label, data, colours) {
-	const chosen = new Map(); // position -> colour
-	data.entries.forEach((e) => e.positions.forEach((p) => chosen.set(p, colours.get(e.entry))));
+	const marks = tokenMarks(data.entries, colours);
 	const n = data.chunks.length;
 	const used = data.chunks.reduce((s, c) => s + c.length, 0);
 	const sec = el("div", { class: "am-section", "data-prompt": label });
@@ -70,9 +70,14 @@ function renderSection(label, data, colours) {
 			const special = t.token.startsWith("<");
 			const chip = el("span", { class: "am-tok" + (special ? " am-special" : ""), "data-pos": String(t.pos), title: `position ${t.pos}` },
 				special ? t.token.slice(1, -1) : t.token, el("sub", { text: String(t.pos) }));
-			if (chosen.has(t.pos)) {
+			const mark = marks.get(t.pos);
+			if (mark?.bound) {
+				chip.classList.add("am-bound");
+				chip.style.setProperty("--am-c", mark.colour);
+				chip.title += `: moves with "${mark.entry}" (bind: noun phrase)`;
+			} else if (mark) {
 				chip.classList.add("am-chosen");
-				chip.style.background = chosen.get(t.pos);
+				chip.style.background = mark.colour;
 			}
 			row.append(chip);
 		}
@@ -82,7 +87,8 @@ function renderSection(label, data, colours) {
 	if (found.length) {
 		const words = el("div", { class: "am-words" });
 		found.forEach((e, i) => {
-			const s = el("span", { "data-entry": e.entry, text: `${e.entry} → ${e.positions.join(" ")}` });
+			const s = el("span", { "data-entry": e.entry, text: entryLabel(e) });
+			if (e.bound?.length) s.title = `${e.bound_words.join(", ")}: move${e.bound_words.length === 1 ? "s" : ""} with "${e.entry}" (bind: noun phrase)`;
 			s.style.color = colours.get(e.entry);
 			if (i) words.append(" · ");
 			words.append(s);
@@ -108,6 +114,7 @@ function attach(node, spec) {
 			return { name: p, lines, linked };
 		}),
 		words: spec.words.map((w) => ({ ...w, entries: wordEntries(findWidget(node, w.name)?.value ?? "") })),
+		bind: findWidget(node, "bind")?.value ?? null, // TokenShift, FrameSequence: what moves with a word
 	});
 
 	const update = async () => {
@@ -133,7 +140,7 @@ function attach(node, spec) {
 		}
 		let parts;
 		try {
-			const answers = await Promise.all(jobs.map((j) => tokenize(j.line, j.entries.join(", "))));
+			const answers = await Promise.all(jobs.map((j) => tokenize(j.line, j.entries.join(", "), v.bind)));
 			if (my !== seq) return;
 			parts = jobs.map((j, i) => renderSection(j.label, answers[i], colours));
 			const missing = [];

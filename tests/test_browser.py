@@ -565,6 +565,88 @@ def test_token_view_shows_tokens_chunks_and_missing_words(browser):
     assert errors == []
 
 
+# Where to click a combo widget's right or left arrow (client px) in the classic canvas; None in
+# Nodes 2.0, whose combo is an element of the node.
+_COMBO_ARROW = """
+const [id, name, side] = arguments;
+if (LiteGraph.vueNodesMode) return null;
+const n = app.graph.getNodeById(id);
+const w = n.widgets.find(w => w.name === name);
+const y = (w.y ?? w.last_y) + (w.computedHeight ?? LiteGraph.NODE_WIDGET_HEIGHT) / 2;
+const x = side === 'right' ? n.size[0] - 22 : 22;  // the arrows: 40 px at each end of the widget
+const c = app.canvas.canvas.getBoundingClientRect(), ds = app.canvas.ds;
+return [(n.pos[0] + x + ds.offset[0]) * ds.scale + c.left, (n.pos[1] + y + ds.offset[1]) * ds.scale + c.top];
+"""
+
+
+def _choose(driver, node_id, name, value, side):
+    """Pick ``value`` in a node's combo widget like a user: classic, a click on the widget's arrow
+    (``side``, the next or previous choice); Nodes 2.0, open the widget's list and click the choice."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    point = driver.execute_script(_COMBO_ARROW, node_id, name, side)
+    if point is not None:
+        hit = driver.execute_script("const e = document.elementFromPoint(arguments[0], arguments[1]); return e === app.canvas.canvas;", *point)
+        assert hit, f"the arrow of combo {name} at {point} is covered"
+        chain = ActionChains(driver)
+        chain.w3c_actions.pointer_action.move_to_location(int(round(point[0])), int(round(point[1])))
+        chain.click().perform()
+    else:
+        _wait(driver, """const s = document.querySelector(`[data-node-id="${arguments[0]}"] [data-widget-name="${arguments[1]}"]`);
+            return s && (s.querySelector('[role=combobox], .p-select, select') || s);""",
+              10, f"combo {name} of node {node_id} not shown", node_id, name).click()
+        _wait(driver, """return [...document.querySelectorAll('[role=option]')].find(o => o.getClientRects().length &&
+            (o.getAttribute('aria-label') || o.textContent).trim() === arguments[0]);""",
+              10, f"the list of combo {name} does not offer {value!r}", value).click()
+    _wait(driver, "return app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === arguments[1]).value === arguments[2];",
+          10, f"choosing {value!r} in {name} did not reach the widget value", node_id, name, value)
+
+
+# the token view's chips and entry labels once it answered for `bind` (null: before any answer)
+_TOKEN_MARKS = """
+const box = app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'attention_motion_tokens').element;
+const answers = app.graph.getNodeById(arguments[0]).attentionMotionTokens;
+if (box.dataset.status !== 'ok' || !answers || answers.some(a => a.entries.some(e => ('bound' in e) !== arguments[1]))) return null;
+const chip = (c) => { const s = getComputedStyle(c); return {pos: Number(c.dataset.pos), text: c.firstChild.textContent,
+    cls: [...c.classList].filter(k => k !== 'am-tok'), title: c.title, bg: s.backgroundColor, line: s.boxShadow}; };
+return {chips: [...box.querySelectorAll('.am-tok')].map(chip),
+        labels: [...box.querySelectorAll('.am-words [data-entry]')].map(s => [s.textContent, s.title, getComputedStyle(s).color]),
+        shown: box.isConnected && box.getBoundingClientRect().height > 20};
+"""
+
+
+def test_token_view_marks_the_tokens_that_move_with_a_word(browser):
+    """Token Shift, "a red circle", words "circle": with bind 'noun phrase' (the default) the view
+    marks "red" as moving with "circle" in circle's colour; choosing 'typed words' unmarks it."""
+    _fresh_graph(browser)
+    nid = _add_node(browser, "TokenShift", [0, 0], [460, 900], {"words": "circle"})
+    _type(browser, nid, "prompt", "a red circle")
+    assert _widget(browser, nid, "bind") == "noun phrase"
+    view = _wait(browser, _TOKEN_MARKS, 30, "the token view did not show the bound tokens", nid, True)
+    assert view["shown"], "the token view is not on the page"
+    chips = {c["pos"]: c for c in view["chips"]}
+    assert [chips[p]["text"] for p in (1, 2, 3)] == ["a", "red", "circle"]  # <start> a red circle <end>
+    assert chips[3]["cls"] == ["am-chosen"] and chips[2]["cls"] == ["am-bound"] and chips[1]["cls"] == []
+    assert 'moves with "circle"' in chips[2]["title"]
+    # drawn in circle's colour, told apart from the typed token: a tint and an underline, not its fill
+    assert chips[2]["line"] != "none" and chips[3]["bg"] in chips[2]["line"]
+    assert chips[2]["bg"] != chips[3]["bg"] and chips[2]["bg"] != chips[1]["bg"]
+    assert view["labels"] == [["circle (+ red) → 3 (+ 2)", 'red: moves with "circle" (bind: noun phrase)', chips[3]["bg"]]]
+    _node_shot(browser, nid, "frontend_token_view_bound.png", docs=False)
+
+    _choose(browser, nid, "bind", "typed words", "right")
+    view = _wait(browser, _TOKEN_MARKS, 30, "the token view did not follow bind 'typed words'", nid, False)
+    chips = {c["pos"]: c for c in view["chips"]}
+    assert chips[3]["cls"] == ["am-chosen"] and chips[2]["cls"] == [] and "moves with" not in chips[2]["title"]
+    assert [label for label, _, _ in view["labels"]] == ["circle → 3"]
+
+    _choose(browser, nid, "bind", "noun phrase", "left")  # and back
+    view = _wait(browser, _TOKEN_MARKS, 30, "the token view did not follow bind 'noun phrase'", nid, True)
+    assert {c["pos"]: c["cls"] for c in view["chips"]}[2] == ["am-bound"]
+    errors, _ = _console_errors(browser)
+    assert errors == []
+
+
 def _handles(driver, node_id, kind=None, count=None):
     """The path handles once the layout is settled (same screen positions twice in a row)."""
     last = None

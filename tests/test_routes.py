@@ -94,6 +94,63 @@ def test_tokenize_request_bounds_the_matches(host):
     assert e.value.field == "words"
 
 
+BIND_PROMPT = "a photo of a red ball on a green lawn"
+
+
+def _word_positions(answer, word):
+    return [p for w in answer["words"] if w["word"] == word for p in w["positions"]]
+
+
+@pytest.mark.host
+def test_noun_phrase_lists_the_tokens_that_move_with_each_entry(host):
+    one = routes.tokenize_request(BIND_PROMPT, "ball", bind="noun phrase")
+    # <start> a photo of a red ball ...: "red" (5) moves with "ball" (6)
+    assert one["entries"] == [{"entry": "ball", "positions": [6], "found": True, "bound": [5], "bound_words": ["red"]}]
+    assert one["entries"][0]["bound"] == _word_positions(one, "red")
+    two = routes.tokenize_request(BIND_PROMPT, "ball, lawn, dog", bind="noun phrase")
+    assert [(e["entry"], e["bound"], e["bound_words"]) for e in two["entries"]] == [
+        ("ball", [5], ["red"]), ("lawn", [9], ["green"]), ("dog", [], [])]
+    assert two["entries"][1]["bound"] == _word_positions(two, "green")
+    assert two["positions"] == [[6], [10]] and two["missing"] == ["dog"]  # the typed tokens, as before
+    # an entry holding its modifier binds nothing more; a chosen modifier is its own entry
+    assert routes.tokenize_request(BIND_PROMPT, "red ball", bind="noun phrase")["entries"][0]["bound"] == []
+    assert [e["bound"] for e in routes.tokenize_request(BIND_PROMPT, "ball, red", bind="noun phrase")["entries"]] == [[], []]
+
+
+@pytest.mark.host
+def test_typed_words_is_the_default_and_the_old_answer(host):
+    bound = routes.tokenize_request(BIND_PROMPT, "ball, dog", bind="noun phrase")
+    assert all(len(e.pop("bound_words")) == len(e.pop("bound")) == e["found"] for e in bound["entries"])
+    for answer in (routes.tokenize_request(BIND_PROMPT, "ball, dog"),
+                   routes.tokenize_request(BIND_PROMPT, "ball, dog", bind="typed words")):
+        assert all("bound" not in e and "bound_words" not in e for e in answer["entries"])
+        assert answer == bound  # the rest of the answer does not depend on bind
+
+
+@pytest.mark.parametrize("bind, message", [
+    ("object", "not 'object'"), ("Noun Phrase", "not 'Noun Phrase'"), (5, "not int"), (["noun phrase"], "not list"),
+])
+def test_check_bind_refuses_unknown_choices(bind, message):
+    with pytest.raises(routes.RequestError, match=re.escape(message)) as e:
+        routes.check_bind(bind)
+    assert e.value.field == "bind" and "'noun phrase', 'typed words'" in str(e.value)
+    assert routes.check_bind(None) == "typed words" and routes.check_bind("noun phrase") == "noun phrase"
+
+
+@pytest.mark.host
+def test_bound_words_count_against_the_match_limit(host):
+    """Repeated entries repeat their bound tokens in the answer: the words bound count with the
+    matched ones, so 'noun phrase' answers stay within MAX_MATCHED_WORDS words."""
+    prompt = "big old red wooden ball " * 833  # 833 balls, each with 4 modifiers: 5 words per entry and ball
+    assert len(prompt) <= routes.MAX_PROMPT_CHARS and 12 * 5 * 833 <= routes.MAX_MATCHED_WORDS < 13 * 5 * 833
+    answer = routes.tokenize_request(prompt, ", ".join(["ball"] * 12), bind="noun phrase")
+    assert len(answer["entries"][11]["bound"]) == 4 * 833 and answer["entries"][11]["bound_words"] == ["big", "old", "red", "wooden"]
+    routes.tokenize_request(prompt, ", ".join(["ball"] * 13))  # typed words: 13 * 833 matches are fine
+    with pytest.raises(routes.RequestError, match="with the words bound to them") as e:
+        routes.tokenize_request(prompt, ", ".join(["ball"] * 13), bind="noun phrase")
+    assert e.value.field == "words"
+
+
 def _post(url, body):
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     try:
@@ -108,4 +165,10 @@ def test_route_answers_on_the_real_server(comfy_server):
     status, answer = _post(comfy_server.url + routes.ROUTE, json.dumps({"prompt": "a red circle", "words": "circle, dog"}).encode())
     assert status == 200 and answer["positions"] == [[3]] and answer["missing"] == ["dog"]
     status, answer = _post(comfy_server.url + routes.ROUTE, b"not json")
-    assert status == 400 and "prompt" in answer["error"]
+    assert status == 400 and "prompt" in answer["error"] and "bind" in answer["error"]
+    body = {"prompt": BIND_PROMPT, "words": "ball, lawn, dog", "bind": "noun phrase"}
+    status, answer = _post(comfy_server.url + routes.ROUTE, json.dumps(body).encode())
+    assert status == 200 and [(e["bound"], e["bound_words"]) for e in answer["entries"]] == [([5], ["red"]), ([9], ["green"]), ([], [])]
+    for bad in ("nouns", 1, ""):
+        status, answer = _post(comfy_server.url + routes.ROUTE, json.dumps(dict(body, bind=bad)).encode())
+        assert status == 400 and answer["field"] == "bind" and "'noun phrase', 'typed words'" in answer["error"], answer
