@@ -46,6 +46,7 @@ MAX_WORD_ENTRIES = 100  # comma-separated entries of 'words'
 MAX_NESTING = 32  # depth of "(...)" weight groups in 'prompt' (the host parses them recursively)
 MAX_EMBEDDINGS = 32  # "embedding:" references in 'prompt' (each one makes the host look for a file)
 MAX_MATCHED_WORDS = 50000  # prompt words matched (and bound) by all entries together (bounds the answer)
+MAX_ANSWER_POSITIONS = 100_000  # token positions listed for all entries together (about 700 KB of JSON)
 MAX_BODY_BYTES = 512 * 1024  # the request body; the largest valid one is about 270 KB
 WORKERS = 2  # threads (each with its own tokenizer) serving the route
 DEFAULT_BIND = "typed words"  # 'bind' when the request has none: the answer of clients before it
@@ -192,6 +193,10 @@ def tokenize_request(prompt: str, words: str = "", clip=None, bind: str | None =
     if bind == "noun phrase":
         for out, (bound, bound_words) in zip(entries_out, _bound(pt, found)):
             out["bound"], out["bound_words"] = bound, bound_words
+    listed = sum(len(e["positions"]) + len(e.get("bound", ())) for e in entries_out)
+    if listed > MAX_ANSWER_POSITIONS:  # long multi-token words matched many times (CJK prompts)
+        raise RequestError("words", f"'words' match {listed} token positions of the prompt in all; at most "
+                                    f"{MAX_ANSWER_POSITIONS} are listed: choose fewer or rarer words")
     chunks = []
     for c in range(pt.chunks):
         chunk = []

@@ -89,6 +89,18 @@ def test_large_requests_are_bounded_and_do_not_hold_up_small_ones(comfy_server):
     assert answer["missing"] == [f"a b{i}" for i in range(99)]
 
 
+def test_an_answer_listing_too_many_positions_is_refused(comfy_server):
+    """Multi-token words matched many times: 800 CJK words of 19 characters, 60 entries naming
+    them (48 000 matched words, within MAX_MATCHED_WORDS) listed about 39 MB of positions."""
+    word = "\u7d05" * 19
+    body = {"prompt": " ".join([word + " ball"] * 800), "words": ", ".join([word] * 60)}
+    answer = post(comfy_server.url, body)
+    assert_refused(answer, "words", "token positions", f"at most {routes.MAX_ANSWER_POSITIONS}")
+    assert answer[2] < 1000
+    ok = post(comfy_server.url, dict(body, words=word))  # one entry: 800 matches, listed
+    assert ok[0] == 200 and len(ok[1]["entries"][0]["positions"]) >= 800
+
+
 @pytest.mark.parametrize("body, field, words", [
     ({"prompt": "a \ud800 b", "words": ""}, "prompt", ["lone surrogate", "character 2"]),
     (b'{"prompt": "a \xed\xa0\x80 b"}', "prompt", ["lone surrogate"]),  # the surrogate UTF-8-encoded
