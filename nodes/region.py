@@ -94,7 +94,7 @@ class RegionAttention:
                 "mask": ("MASK", {"tooltip": "Optional MASK batch for regions that give \"mask\": index into it."}),
                 "prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "Optional: the same global prompt as the sampler's positive; also moves its words' maps into their boxes."}),
                 "confine": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "0-1: how strongly the prompt's word maps are pulled into their boxes (needs 'prompt'; times the step's weight)."}),
-                "bind": (list(BINDINGS), {"tooltip": "With 'prompt': 'noun phrase' also pulls the words describing each region's words in the prompt ('red' for 'apple' in 'a red apple'); 'typed words': only the description's words."}),
+                "bind": (list(BINDINGS), {"tooltip": "With 'prompt': 'noun phrase' also confines the prompt's words describing each region's words ('red' for 'apple'); 'typed words': only those words."}),
             },
         }
 

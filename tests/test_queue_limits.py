@@ -15,6 +15,7 @@ import pytest
 
 from harness import REPO_ROOT
 from test_server import _load, tiny
+from test_soak import _seeded
 
 import run_workflow
 
@@ -58,7 +59,9 @@ def test_hostile_text_is_refused_and_does_not_hold_the_queue(comfy_server, tmp_p
     hostile[node]["inputs"][field] = text()
     assert len(hostile[node]["inputs"][field]) > 200_000
     hostile_id = _queue(comfy_server.url, hostile)
-    plain = tiny(_load(os.path.join(REPO_ROOT, "workflows", "api", "capture_heatmaps.json")))
+    # a seed of its own: the shared server must not hold this run's outputs cached for other tests
+    plain = _seeded(tiny(_load(os.path.join(REPO_ROOT, "workflows", "api", "capture_heatmaps.json"))),
+                    900 + len(field))
     started = time.monotonic()
     result = run_workflow.run(plain, comfy_server.url, out_dir=str(tmp_path / "plain"), timeout=BEHIND_DEADLINE,
                               log=lambda _m: None)
