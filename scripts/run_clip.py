@@ -295,6 +295,8 @@ def run_clip(workflow: dict, servers: list[str], chunk_size: int, out_dir: str, 
             def on_queued(pid, _server=server, _queued=queued):
                 _queued.append(pid)
                 pool.queued(_server, pid)
+                if pool.stopping:  # queued while the run was being cancelled: cancel it too
+                    _cancel_on(_server, {pid})
 
             def chunk_log(line, _what=what, _label=label):
                 if line.startswith(("queued prompt", "  step", "started")):

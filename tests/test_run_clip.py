@@ -121,6 +121,96 @@ def test_two_servers_give_the_one_server_clip(comfy_server, second_server, refer
                                                                           for line in logs)
 
 
+def _fake_runs(monkeypatch, behaviour):
+    """Replace the runner's ``run`` by one that writes frame PNGs whose grey level is the clip frame
+    of each batch row (anchor first after chunk 0); ``behaviour(server, chunk_index, calls)``
+    returns a RunError to raise instead, or None."""
+    calls = []
+
+    def fake_run(api, server, out_dir="outputs", timeout=0, log=print, on_queued=None, **_kw):
+        seq = next(n["inputs"] for n in api.values() if n["class_type"] == "FrameSequence")
+        save_id = next(k for k, n in api.items() if n["class_type"] == "SaveMotionClip")
+        index = seq["chunk_index"]
+        calls.append((server, index))
+        if on_queued is not None:
+            on_queued(f"p{len(calls)}")
+        error = behaviour(server, index, calls)
+        if error is not None:
+            raise error
+        size = seq["chunk_size"]
+        rows = list(range(index * size, min(seq["frames"], (index + 1) * size)))
+        rows = rows if index == 0 else [0] + rows
+        os.makedirs(out_dir, exist_ok=True)
+        entries, files = [], []
+        for j, row in enumerate(rows):
+            name = f"c{index}_frame_{j:04}.png"
+            Image.fromarray(np.full((8, 8, 3), 10 * row, np.uint8)).save(os.path.join(out_dir, name))
+            entries.append({"filename": name, "subfolder": "", "type": "output"})
+            files.append(os.path.join(out_dir, name))
+        return {"prompt_id": f"p{len(calls)}", "outputs": {save_id: {"frames": entries}}, "files": files}
+
+    monkeypatch.setattr(run_workflow, "run", fake_run)
+    return calls
+
+
+def test_timeouts_and_one_off_chunk_failures_are_run_again_elsewhere(monkeypatch, tmp_path):
+    """No real server: server a times out on its first chunk (dropped); chunk 2 fails once on b
+    with a node error and is run again on c. Every frame once, in order."""
+    def behaviour(server, index, calls):
+        if server == "http://a":
+            return run_workflow.RunError(run_workflow.EXIT_TIMEOUT, "prompt p did not finish within 1 s")
+        if server == "http://b" and index == 2 and ("http://b", 2) not in calls[:-1]:
+            return run_workflow.RunError(run_workflow.EXIT_FAILED, "execution failed in node 5 (FrameSequence): x")
+        return None
+
+    calls = _fake_runs(monkeypatch, behaviour)
+    logs = []
+    result = run_clip.run_clip(_clip_api(frames=11), ["http://a", "http://b", "http://c"], 3, str(tmp_path / "o"),
+                               "png", timeout=5, log=logs.append)
+    assert len([c for c in calls if c[0] == "http://a"]) == 1  # dropped after its time-out
+    assert any("server s1 dropped" in line for line in logs), logs
+    assert result["chunks"][2] == "http://c" and set(result["chunks"]) == {0, 1, 2, 3}
+    assert [int(_pixels(p)[0, 0, 0]) for p in result["frames"]] == [10 * i for i in range(11)]
+
+
+def test_a_chunk_failing_everywhere_stops_the_run(monkeypatch, tmp_path):
+    def behaviour(server, index, calls):
+        if index == 1:
+            return run_workflow.RunError(run_workflow.EXIT_FAILED, "execution failed in node 5 (FrameSequence): y")
+        return None
+
+    calls = _fake_runs(monkeypatch, behaviour)
+    with pytest.raises(run_workflow.RunError) as err:
+        run_clip.run_clip(_clip_api(frames=11), ["http://a", "http://b"], 3, str(tmp_path / "o"), "png",
+                          timeout=5, log=lambda _m: None)
+    assert err.value.code == run_workflow.EXIT_FAILED and "node 5 (FrameSequence): y" in str(err.value)
+    assert {s for s, i in calls if i == 1} == {"http://a", "http://b"}  # tried on both, then stopped
+
+
+def test_a_server_that_refuses_is_dropped_and_the_clip_is_whole(comfy_server, reference, tmp_path):
+    refusing = f"http://127.0.0.1:{server_harness.free_port()}"  # nothing listens there
+    logs = []
+    result = run_clip.run_clip(_clip_api(), [refusing, comfy_server.url], CHUNK, str(tmp_path / "clip"), "png",
+                               timeout=300, log=logs.append)
+    assert any(line.startswith("server s1 dropped") and "cannot" in line for line in logs), logs
+    assert set(result["chunks"].values()) == {comfy_server.url}
+    joined = _joined(reference)
+    assert len(result["frames"]) == FRAMES
+    for i, path in enumerate(result["frames"]):
+        assert np.array_equal(_pixels(path), joined[i]), f"frame {i} differs from the one-server run"
+
+
+def test_no_server_reachable_exits_with_usage_status(tmp_path):
+    wf = tmp_path / "clip.json"
+    wf.write_text(json.dumps(_clip_api()))
+    urls = [f"http://127.0.0.1:{server_harness.free_port()}" for _ in range(2)]
+    proc = _cli([str(wf), "--server", urls[0], "--server", urls[1], "--chunk-size", str(CHUNK),
+                 "--out", str(tmp_path / "o")], tmp_path)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == run_workflow.EXIT_USAGE, stdout + stderr
+    assert "no server left" in stderr and "refused" in stderr
+
+
 def _cli(args, cwd, **kw):
     return subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "scripts", "run_clip.py"), *args],
                             cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
