@@ -25,9 +25,8 @@ own requirements).
 """
 from __future__ import annotations
 
-import __future__
 import argparse
-import ast
+import importlib.util
 import copy
 import json
 import os
@@ -46,7 +45,7 @@ from run_workflow import EXIT_FAILED, EXIT_OK, EXIT_REJECTED, EXIT_TIMEOUT, EXIT
 
 EXIT_CANCELLED = 130
 FORMATS = ("gif", "webp", "mp4", "png")
-CLIP_OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "nodes", "clip_output.py")
+CLIP_FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "core", "clip_files.py")
 
 
 # ----------------------------------------------------------------------------- chunk plan
@@ -92,24 +91,13 @@ def chunk_prompt(api: dict, seq_id: str, save_id: str, chunk_size: int, index: i
 
 # ----------------------------------------------------------------------------- clip writer
 def clip_writers() -> dict:
-    """``write_gif``, ``write_webp``, ``write_mp4`` of Save Motion Clip (nodes/clip_output.py).
-
-    Compiled from that file's own source, without importing the node module (which needs the
-    host and torch): the joined clip is written by exactly the code the node runs.
-    """
-    import numpy as np
-
-    with open(CLIP_OUTPUT, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), CLIP_OUTPUT)
-    wanted = {"write_gif", "write_webp", "write_mp4"}
-    tree.body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in wanted]
-    namespace = {"np": np, "os": os, "Progress": None}
-    exec(compile(tree, CLIP_OUTPUT, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True),
-         namespace)
-    missing = wanted - set(namespace)
-    if missing:
-        raise RuntimeError(f"{CLIP_OUTPUT} no longer defines {sorted(missing)}")
-    return {name: namespace[name] for name in wanted}
+    """``write_gif``, ``write_webp``, ``write_mp4`` of Save Motion Clip (core/clip_files.py), loaded
+    from that file alone (the pack's package needs the host and torch): the joined clip is written
+    by exactly the code the node runs."""
+    spec = importlib.util.spec_from_file_location("attention_motion_clip_files", CLIP_FILES)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {name: getattr(module, name) for name in ("write_gif", "write_webp", "write_mp4")}
 
 
 def write_clip(frame_paths: list[str], path: str, fmt: str, fps: float, loop: int, quality: int) -> None:
