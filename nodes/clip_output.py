@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from ..core.clip_files import write_gif, write_mp4, write_webp
 from ..host.progress import Progress
 from .common import CATEGORY, check_inputs
 
@@ -16,40 +17,6 @@ def to_uint8(images) -> np.ndarray:
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
     return arr[..., :3]
-
-
-def write_gif(path: str, frames: np.ndarray, fps: float, loop: int) -> None:
-    from PIL import Image
-
-    imgs = [Image.fromarray(f) for f in frames]
-    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=max(1, round(1000.0 / fps)),
-                 loop=loop, optimize=False, disposal=1)
-
-
-def write_webp(path: str, frames: np.ndarray, fps: float, loop: int, quality: int) -> None:
-    from PIL import Image
-
-    imgs = [Image.fromarray(f) for f in frames]
-    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=max(1, round(1000.0 / fps)),
-                 loop=loop, quality=quality, lossless=quality >= 100, method=4)
-
-
-def write_mp4(path: str, frames: np.ndarray, fps: float, quality: int, progress: Progress | None = None) -> None:
-    import imageio.v2 as imageio
-
-    h, w = frames.shape[1:3]
-    if h % 2 or w % 2:  # yuv420p needs even sides: repeat the last row/column
-        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    writer = imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                                pixelformat="yuv420p", quality=max(1, min(10, quality // 10)),
-                                macro_block_size=1, ffmpeg_log_level="error")
-    try:
-        for f in frames:
-            writer.append_data(f)
-            if progress is not None:
-                progress.advance()
-    finally:
-        writer.close()
 
 
 class SaveMotionClip:

@@ -247,8 +247,11 @@ def download(server: str, outputs: dict, out_dir: str, kinds: tuple[str, ...] = 
 
 def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str = "outputs",
         timeout: float = 600.0, previews: bool = False, log: Callable[[str], None] = print,
-        traceback: bool = False) -> dict:
+        traceback: bool = False, on_queued: Callable[[str], None] | None = None) -> dict:
     """Queue ``workflow`` on ``server``, wait for it and download its outputs.
+
+    ``on_queued(prompt_id)`` is called as soon as the server has accepted the prompt (so a
+    caller can cancel it while it runs).
 
     Returns ``{"prompt_id", "outputs" (history outputs), "files" (local paths)}``; raises
     :class:`RunError` with the exit code and a readable message when it goes wrong.
@@ -271,6 +274,8 @@ def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str
         if status != 200:
             raise RunError(EXIT_REJECTED, format_rejection(body))
         prompt_id = body["prompt_id"]
+        if on_queued is not None:
+            on_queued(prompt_id)
         log(f"queued prompt {prompt_id} ({len(api)} nodes)")
         deadline = time.monotonic() + timeout
         executed = _follow(ws, prompt_id, names, timeout, log, traceback)
