@@ -21,8 +21,9 @@ replays the previous frame's maps would.
 Edge rule (``edge_margin``, :func:`core.shift.clamp_offset`): a move that would take a word's map
 centre closer than the margin to the frame's edge, or its peak region (:func:`core.maps.map_boxes`)
 past the edge, is clamped there, measured on the map it moves (the source row's, row 0's, or for
-``own`` its home) at every call, so the object stops at the edge instead of losing its map; each clamped (row, word) is logged once per run and kept in
-:attr:`ShiftController.clamped`.
+``own`` its home) at every call, so the object stops at the edge instead of losing its map.
+Each clamped word is logged once per run (its first clamped row); every clamped (row, word) is
+kept in :attr:`ShiftController.clamped`.
 
 Self-attention (``self_mode``):
 
@@ -218,7 +219,7 @@ class ShiftController(Controller):
     def _note_clamps(self, wanted: torch.Tensor, kept: torch.Tensor) -> None:
         cut = (wanted - kept).abs().amax(dim=-1) > CLAMP_REPORT  # [rows, words]
         for r, w in cut.nonzero().tolist():
-            first = (r, w) not in self.clamped
+            first = not any(word == w for _, word in self.clamped)  # one line per word and run
             self.clamped[(r, w)] = (tuple(wanted[r, w].tolist()), tuple(kept[r, w].tolist()))
             if first:
                 (dx, dy), (kx, ky) = self.clamped[(r, w)]

@@ -314,6 +314,22 @@ for _schedule in ("variation", "incremental"):
 register("frames variation cross-frame anchor+previous", "min")(_frames("variation", "anchor+previous"))
 register("frames variation anchor + background lock", "min")(_frames("variation", "anchor", background_lock=0.5))
 
+CHUNK_SIZES = (8, 16)  # a long clip in chunks (chunk_size): one chunk's run is the anchor + this many frames
+
+
+def _chunk(b: Bench, n: int, size: int):
+    """The second chunk of an ``n``-frame clip in chunks of ``size`` (rows: the anchor, then ``size``
+    frames): the peak of a chunked clip, which runs its chunks one after another or on several servers."""
+    def make():
+        model, latent = call_node("FrameSequence", model=b.model, clip=b.clip, prompt=b.prompt, words="circle",
+                                  frames=n, width=b.size, height=b.size, dx=0.3, schedule="variation",
+                                  cross_frame="anchor", chunk_size=size, chunk_index=1)
+        return model, b.pos, latent
+    return make
+
+
+register("frames variation cross-frame anchor chunk", "chunks")(_chunk)
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -348,13 +364,13 @@ def main(argv=None):
     wanted = None if args.cases == "all" else {c.strip() for c in args.cases.split(",")}
     print(f"model {args.model}, {args.size}x{args.size}, {args.steps} steps, {args.sampler}, "
           f"{args.repeats} repeats, {args.device}, torch threads {torch.get_num_threads()}")
-    groups: dict[int, list] = {bsz: [] for bsz in sorted({1, 2, *frames})}
+    groups: dict[int, list] = {}
     for name, (batch, factory) in CASES.items():
         for n, make, bsz in _expand(name, batch, factory, b, frames):
             if wanted is None or name in wanted or n in wanted:
-                groups[bsz].append((n, make))
-    for batch, cases in groups.items():
-        b.measure_group(batch, cases)
+                groups.setdefault(bsz, []).append((n, make))
+    for batch in sorted(groups):
+        b.measure_group(batch, groups[batch])
     result = {"settings": vars(args), "rows": b.rows}
     if not args.no_checks:
         result["store_elements_by_steps"] = store_growth(b)
@@ -372,8 +388,13 @@ def main(argv=None):
 
 
 def _expand(name, batch, factory, b, frames):
-    """A case may depend on the frame count (batch None: one row per count; "min": the smallest)."""
-    if batch in (None, "min"):
+    """A case may depend on the frame count (batch None: one row per count; "min": the smallest;
+    "chunks": one row per count and chunk size smaller than it, batch = the chunk with its anchor)."""
+    if batch == "chunks":
+        for n in frames:
+            for size in (s for s in CHUNK_SIZES if s < n):
+                yield f"{name} of {size}, clip {n}", factory(b, n, size), size + 1
+    elif batch in (None, "min"):
         for n in (frames if batch is None else frames[:1]):
             yield f"{name} {n}", factory(b, n), n
     else:

@@ -70,12 +70,16 @@ def test_pairs_reference_stops_at_the_edge_and_reports_it(caplog):
     assert torch.equal(out[1][..., [2]], shift_tokens(probs[0][..., [2]], GRID, 0.2, 0.0)) and inside.clamped == {}
 
 
-def test_anchor_and_previous_references_stop_at_the_edge():
+def test_anchor_and_previous_references_stop_at_the_edge(caplog):
     """Frames of a path from x 0.55 to 0.55 + 0.6 in three steps: the anchor and the incremental
     schedules both end at 0.85 and never go past it."""
     probs = _column_probs([5, 5, 5, 5])
     offsets = torch.tensor([[[0.0, 0.0]], [[0.2, 0.0]], [[0.4, 0.0]], [[0.6, 0.0]]])
-    anchor = ShiftController([[2]], offsets, reference="anchor").cross(_call(4), probs)
+    ctrl = ShiftController([[2]], offsets, reference="anchor", names=["ball"])
+    with caplog.at_level(logging.WARNING):
+        anchor = ctrl.cross(_call(4), probs)
+    assert len([r for r in caplog.records if "'ball'" in r.getMessage()]) == 1  # one line per word and run
+    assert sorted(ctrl.clamped) == [(2, 0), (3, 0)]  # rows 2 and 3 stop, row 1 moves as asked
     assert [round(_centre_x(anchor, r), 3) for r in range(4)] == [0.55, 0.75, 0.85, 0.85]
     steps = offsets - torch.cat([offsets[:1], offsets[:-1]])
     prev = ShiftController([[2]], steps, reference="previous")
