@@ -23,3 +23,14 @@ class Progress:
         """Mark ``units`` more as done (raises the host's interrupt when the user stopped the run)."""
         if self._bar is not None:
             self._bar.update(units)
+
+
+def is_interrupt(error: BaseException) -> bool:
+    """True for the host's "the user interrupted the run" exception, which the progress hook raises
+    inside a long step: a node that turns its step's errors into messages must let it through."""
+    try:
+        import comfy.model_management as mm
+    except ImportError:  # not inside ComfyUI
+        return False
+    kind = getattr(mm, "InterruptProcessingException", None)
+    return kind is not None and isinstance(error, kind)

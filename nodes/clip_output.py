@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from ..core.clip_files import write_gif, write_mp4, write_webp
-from ..host.progress import Progress
+from ..host.progress import Progress, is_interrupt
 from .common import CATEGORY, check_inputs
 
 
@@ -83,6 +83,8 @@ class SaveMotionClip:
             try:
                 write_mp4(os.path.join(full, stem + ".mp4"), frames, fps, quality, progress)
             except Exception as e:  # noqa: BLE001 - a missing ffmpeg must not lose the other files
+                if is_interrupt(e):  # the user stopped the run during the encoding
+                    raise
                 raise RuntimeError(f"{node}: writing MP4 failed ({e}); install imageio-ffmpeg or turn mp4 off.") from e
             files.append(entry(stem + ".mp4"))
         pngs = []

@@ -88,3 +88,30 @@ def test_motion_graph_writes_the_clip(host):
     webp = [e for e in ui["clips"] if e["filename"].endswith(".webp")][0]
     im = Image.open(os.path.join(host.output_dir, webp["subfolder"], webp["filename"]))
     assert im.n_frames == 6 and im.size == (128, 128)
+
+
+def test_an_interrupt_during_mp4_encoding_stops_the_run_as_an_interrupt(host):
+    """The progress hook raises the host's interrupt inside the MP4 writer (the user pressed
+    Cancel); it must reach the executor as an interrupt, not as "writing MP4 failed"."""
+    import comfy.model_management as mm
+    import comfy.utils
+
+    from attention_motion.nodes.clip_output import SaveMotionClip
+
+    calls = []
+
+    def hook(value, total, *_rest, **_kw):
+        calls.append(value)
+        if len(calls) == 3:  # a few frames in
+            mm.interrupt_current_processing(True)
+        mm.throw_exception_if_processing_interrupted()
+
+    old = getattr(comfy.utils, "PROGRESS_BAR_HOOK", None)
+    comfy.utils.set_progress_bar_global_hook(hook)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            SaveMotionClip().save(_frames(8), "cliptest/interrupted", 8.0, 0, False, False, True, False, 80)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(old)
+        mm.interrupt_current_processing(False)
+    assert len(calls) == 3
