@@ -175,17 +175,17 @@ class ShiftController(Controller):
         first = self._checks_rows() and call.is_cond and not self._checked
         return first or self._active(call)
 
-    def _applied_offsets(self, call: AttnCall, raw: torch.Tensor) -> torch.Tensor:
+    def _applied_offsets(self, call: AttnCall, maps: torch.Tensor | None) -> torch.Tensor:
         """Per row and word ``[rows, words, 2]``, the shift this call applies to the row's reference map.
 
         The requested move, clamped by the edge rule; ``own``: the shift that puts the map's
         centroid at home + move; ``previous``: the step between the clamped places of row r-1
-        and row r (each measured from row 0)."""
+        and row r (each measured from row 0). ``maps``: the call's word maps, None when neither
+        the reference nor the edge rule needs them."""
         rows = call.rows
         table = self.shifts[torch.tensor([self._table_row(r, rows) for r in range(rows)])]
-        if self.reference != "own" and self.edge_margin is None:
+        if maps is None:
             return table
-        maps = word_maps(raw, self.groups, call.grid)
         now = map_centroids(maps)  # [rows, words, 2]
         boxes = map_boxes(maps)
         table = table.to(now)
@@ -238,7 +238,9 @@ class ShiftController(Controller):
         t = probs.shape[-1]
         raw = probs
         out = probs.clone()
-        held = self._applied_offsets(call, raw)
+        needs_maps = self.reference == "own" or self.edge_margin is not None or self.self_mode == "shift"
+        maps = word_maps(raw, self.groups, call.grid) if needs_maps else None
+        held = self._applied_offsets(call, maps)
         for r in range(call.rows):
             if not self._moves(r, call.rows):
                 continue
@@ -252,8 +254,7 @@ class ShiftController(Controller):
                 out[r][..., cols] = shift_tokens(sub, call.grid, dx, dy, self.fill)
             call.edited.add(r)
         if self.self_mode == "shift":
-            ref = word_maps(raw, self.groups, call.grid)
-            self._last_maps[call.level] = ref.detach()
+            self._last_maps[call.level] = maps.detach()
             self._last_held[call.level] = held
         return out
 

@@ -243,6 +243,11 @@ def _word_token_positions(ids: list[int] | None, group_ids: list[int], group_pos
     return list(group_pos)
 
 
+def with_bound(pt: PromptTokens, groups: list[list[int]]) -> list[list[int]]:
+    """Each group's positions together with those it binds (:func:`bound_positions`), sorted."""
+    return [sorted(set(g) | set(b)) for g, b in zip(groups, bound_positions(pt, groups))]
+
+
 def bound_positions(pt: PromptTokens, groups: list[list[int]]) -> list[list[int]]:
     """For each group of token positions (a chosen entry's), the positions of the words that
     modify it in the prompt (:func:`core.phrase.modifiers`: "red" for "circle" in "a red circle").

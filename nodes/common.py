@@ -18,7 +18,7 @@ from ..core.grid import parse_levels
 from ..core.numbers import finite_float, quote
 from ..core.store import AttentionStore
 from ..host.progress import Progress
-from ..host.tokens import WordNotFoundError, bound_positions, locate_words, parse_word_list, tokenize_prompt
+from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt, with_bound
 
 CATEGORY = "attention_motion"
 STORE_TYPE = "ATTENTION_STORE"
@@ -217,7 +217,7 @@ def locate(node: str, clip, prompt: str, words: str, input_name: str = "words",
         groups = None
     if groups is not None:
         if bind == "noun phrase":
-            groups = [sorted(set(g) | set(b)) for g, b in zip(groups, bound_positions(pt, groups))]
+            groups = with_bound(pt, groups)
         return entries, groups
     known = listing(dict.fromkeys(pt.words)) or "(none)"
     if not entries:

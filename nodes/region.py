@@ -9,7 +9,7 @@ from ..core.boxes import (SCHEDULE_KINDS, RegionSpec, WeightSchedule, box_masks,
 from ..core.grid import parse_levels
 from ..core.phrase import BINDINGS, is_function_word
 from ..host.router import install
-from ..host.tokens import WordNotFoundError, bound_positions, locate_words, parse_word_list, tokenize_prompt
+from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt, with_bound
 from .common import CATEGORY, STORE_TYPE, check_inputs, check_range
 
 MAX_WEIGHT = 2.0
@@ -122,7 +122,7 @@ class RegionAttention:
             pt = tokenize_prompt(clip, prompt)
             groups = [region_word_tokens(clip, pt, r.prompt) for r in built]
             if bind == "noun phrase":
-                groups = [sorted(set(g) | set(b)) for g, b in zip(groups, bound_positions(pt, groups))]
+                groups = with_bound(pt, groups)
             for r, g in zip(built, groups):
                 r.prompt_tokens = g
         widths = {r.tokens.shape[-1] for r in built}
