@@ -221,6 +221,16 @@ def _cancel_on(server: str, prompt_ids: set[str], timeout: float = 10.0) -> None
 
 
 # ----------------------------------------------------------------------------- run
+def _one_line_at_a_time(log: Callable[[str], None]) -> Callable[[str], None]:
+    """``log`` behind a lock: the server threads' lines never interleave."""
+    lock = threading.Lock()
+
+    def locked(line: str) -> None:
+        with lock:
+            log(line)
+    return locked
+
+
 def run_clip(workflow: dict, servers: list[str], chunk_size: int, out_dir: str, fmt: str = "gif",
              sets: list[str] | None = None, timeout: float = 1800.0,
              log: Callable[[str], None] = print) -> dict:
@@ -230,6 +240,7 @@ def run_clip(workflow: dict, servers: list[str], chunk_size: int, out_dir: str, 
     "seconds": {index: seconds}}``. Raises :class:`RunError` (exit code and message), and
     KeyboardInterrupt after cancelling the run's prompts on every server.
     """
+    log = _one_line_at_a_time(log)
     if chunk_size < 1:
         raise RunError(EXIT_USAGE, f"--chunk-size is {chunk_size}; use a number of frames >= 1")
     if fmt not in FORMATS:
@@ -397,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
-        print(line, flush=True)
+        sys.stdout.write(line + "\n")  # one write per line (print writes the newline separately)
+        sys.stdout.flush()
 
     try:
         workflow = workflow_format.load(args.workflow)

@@ -279,3 +279,23 @@ def test_a_server_killed_mid_run_loses_no_frame(comfy_server, second_server, ref
     joined = _joined(reference)
     for i, path in enumerate(result["frames"]):
         assert np.array_equal(_pixels(path), joined[i]), f"frame {i} differs from the one-server run"
+
+
+def test_log_lines_from_the_server_threads_never_interleave():
+    """The runner's log is called from one thread per server; each line must stay whole."""
+    import threading
+    written: list[str] = []
+
+    def slow_print(line: str) -> None:  # as print: the text, then the newline, in two writes
+        written.append(line)
+        time.sleep(0.001)
+        written.append("\n")
+
+    log = run_clip._one_line_at_a_time(slow_print)
+    threads = [threading.Thread(target=lambda k=k: [log(f"s{k} line {i}") for i in range(20)]) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = "".join(written).splitlines()
+    assert len(lines) == 80 and all(line.startswith("s") and line.count(" line ") == 1 for line in lines)
