@@ -70,10 +70,18 @@ def set_run_wrapper(model, wrapper: Callable) -> bool:
 
 
 def set_post_cfg(model, fn: Callable, replaces: type) -> None:
-    """Install post-CFG function ``fn``, dropping earlier ones of type ``replaces`` (ours)."""
+    """Install post-CFG function ``fn``, dropping earlier ones of type ``replaces`` (ours).
+
+    Functions marked ``post_cfg_last`` (the inversion guide, which turns the final x0 prediction
+    into the sampler's step) stay after every other one, whoever is installed later.
+    """
     kept = [f for f in model.model_options.get("sampler_post_cfg_function", []) if not isinstance(f, replaces)]
     model.model_options["sampler_post_cfg_function"] = kept  # a new list: the parent's stays as it was
     model.set_model_sampler_post_cfg_function(fn)
+    functions = model.model_options["sampler_post_cfg_function"]
+    model.model_options["sampler_post_cfg_function"] = (
+        [f for f in functions if not getattr(f, "post_cfg_last", False)]
+        + [f for f in functions if getattr(f, "post_cfg_last", False)])
 
 
 def unet_wrapper(model) -> Callable | None:

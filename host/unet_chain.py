@@ -1,8 +1,8 @@
 """The pack's one UNet function wrapper: its links run in a fixed order, whoever installed them first.
 
-ComfyUI has a single ``model_function_wrapper`` slot. Two parts of the pack use it: the exact
-source pass of Prompt-to-Prompt (:mod:`.passes`) and the router's edits of the latent rows the
-model sees (:mod:`.router`). Both are *links* of one :class:`UnetWrapperChain`, ordered by rank
+ComfyUI has a single ``model_function_wrapper`` slot. Three parts of the pack use it: the
+inversion guide (:mod:`.inversion`), the exact source pass of Prompt-to-Prompt (:mod:`.passes`)
+and the router's edits of the latent rows the model sees (:mod:`.router`). Both are *links* of one :class:`UnetWrapperChain`, ordered by rank
 (the source pass outside, so its silent pass sees the rows before any edit; the router inside),
 so installing P2P before or after LocalBlend gives the same model. A wrapper another pack put in
 the slot before ours stays innermost and is called with the edited arguments.
@@ -16,7 +16,9 @@ from .compat import set_unet_wrapper, unet_wrapper
 
 Next = Callable[[dict], object]
 
-# Ranks: lower runs further out.
+# Ranks: lower runs further out. The inversion guide moves rows onto the inverted picture's path
+# before anything else sees them.
+INVERSION_RANK = -10
 SOURCE_PASS_RANK = 0
 ROUTER_RANK = 10
 
