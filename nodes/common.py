@@ -240,6 +240,22 @@ def empty_latent(rows: int, width: int, height: int) -> dict:
     return {"samples": torch.zeros(rows, LATENT_CHANNELS, height // 8, width // 8)}
 
 
+def picture_rows(latent: dict, rows: int, node: str, input_name: str = "latent") -> dict:
+    """``rows`` copies of the one picture in ``latent`` (an inverted or VAE-encoded LATENT), all
+    with its initial noise (``batch_index``) and noise mask; the inversion's path is not copied
+    (the node that made the rows puts its own guide on the MODEL)."""
+    samples = latent["samples"]
+    if samples.shape[0] != 1:
+        raise ValueError(f"{node}: input '{input_name}' holds {samples.shape[0]} pictures; connect one "
+                         "(Latent From Batch picks one).")
+    index = list(latent.get("batch_index") or [0])[:1]
+    out = {"samples": samples.repeat(rows, 1, 1, 1), "batch_index": index * rows}
+    mask = latent.get("noise_mask")
+    if isinstance(mask, torch.Tensor):
+        out["noise_mask"] = mask
+    return out
+
+
 # -- previews -----------------------------------------------------------------------------------
 def save_preview_images(images, prefix: str) -> list[dict]:
     """Write ``[B, H, W, 3]`` images in [0, 1] as PNGs to ComfyUI's temp folder for the node's UI,

@@ -9,7 +9,9 @@ from ..core.phrase import BINDINGS
 from ..core.motion import INTERPOLATIONS, SCHEDULES, chunk_rows, frame_offsets, schedule_shifts
 from ..core.shift import FILLS
 from ..host.router import find_router, install
-from .common import CATEGORY, check_inputs, check_window, empty_latent, locate, resolution_levels
+from ..core.inversion import RowPlan
+from ..host.inversion import LATENT_KEY, install_guide, trajectory_of
+from .common import CATEGORY, check_inputs, check_window, empty_latent, locate, picture_rows, resolution_levels
 
 MAX_FRAMES = 1024
 FRAME_SELF_MODES = ("free", "shift", "anchor")
@@ -76,7 +78,7 @@ class TokenShift:
                 "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8, "tooltip": "Image width in pixels (64-8192, multiple of 8); the latent is 1/8 of it. Used when 'latent' is not connected."}),
                 "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8, "tooltip": "Image height in pixels (64-8192, multiple of 8); the latent is 1/8 of it. Used when 'latent' is not connected."}),
                 "batch_size": ("INT", {"default": 1, "min": 1, "max": MAX_BATCH, "tooltip": "Images per run (1-64) when 'latent' is not connected; with 'source row' the LATENT has twice as many rows."}),
-                "latent": ("LATENT", {"tooltip": "Optional LATENT to start from (img2img, inpainting); its rows are doubled for 'source row'."}),
+                "latent": ("LATENT", {"tooltip": "Optional LATENT to start from (img2img, inpainting, or Diffusion Inversion: the source rows are then your pictures); its rows are doubled for 'source row'."}),
                 "bind": (list(BINDINGS), {"tooltip": "'noun phrase': each word moves with the words describing it in front of it ('red' in 'a red circle'); 'typed words': exactly the typed tokens."}),
             },
         }
@@ -91,10 +93,15 @@ class TokenShift:
         entries, groups = locate(node, clip, prompt, words, bind=bind)
         offset = [[float(dx), float(dy)]] * len(groups)
         if reference == "none":
+            if trajectory_of(latent, node) is not None:
+                raise ValueError(f"{node}: input 'latent' is an inverted picture; use reference 'source row' (the "
+                                 "picture is the source row, the moved row is the edit). 'none' has no row to keep.")
             ctrl = ShiftController(groups, torch.tensor([offset]), window, levels, fill, reference="own",
                                    self_mode=self_attention, node=node, names=entries)
             return (install(model, ctrl, node), base)
         out = paired_latent(base, node)
+        trajectory = trajectory_of(latent, node)
+        out.pop(LATENT_KEY, None)
         shifts = torch.tensor([[[0.0, 0.0]] * len(groups), offset])
         ctrl = ShiftController(groups, shifts, window, levels, fill, reference="pairs", self_mode=self_attention,
                                node=node, names=entries)
@@ -104,6 +111,7 @@ class TokenShift:
             # a second Token Shift on the same pairs (another word, another offset) shares the first's
             own = window if self_attention == "free" else None
             m = install(m, CrossFrameController("anchor", own, layout="pairs"), node)
+        install_guide(m, trajectory, RowPlan.pairs(trajectory.rows) if trajectory else None, node)
         return (m, out)
 
 
@@ -151,13 +159,14 @@ class FrameSequence:
             },
             "optional": {
                 "bind": (list(BINDINGS), {"tooltip": "'noun phrase': each word moves with the words describing it in front of it ('red' in 'a red circle'); 'typed words': exactly the typed tokens."}),
+                "latent": ("LATENT", {"tooltip": "Optional: one picture's latent. From Diffusion Inversion, frame 0 is your picture and the clip moves its object; width and height are then the picture's."}),
             },
         }
 
     def build(self, model, clip, prompt, words, frames, width=512, height=512, dx=0.3, dy=0.0, keyframes="",
               interpolation="linear", schedule="variation", start=0.0, end=0.5, resolutions="all", fill="zero",
               self_attention="free", cross_frame="anchor", shared_noise=True, background_lock=0.0,
-              chunk_size=0, chunk_index=0, bind="noun phrase"):
+              chunk_size=0, chunk_index=0, bind="noun phrase", latent=None):
         check_inputs(self, locals())
         node = "FrameSequence"
         window = check_window(node, start, end)
@@ -187,6 +196,13 @@ class FrameSequence:
             rel = batch_offsets - batch_offsets[:1]
             m = install(m, BackgroundLock(groups, rel, background_lock, start=0.2), node)
 
+        trajectory = trajectory_of(latent, node)
+        install_guide(m, trajectory, RowPlan.one_source(len(rows)) if trajectory else None, node)
+        if latent is not None:
+            out = picture_rows(latent, len(rows), node)
+            if not shared_noise:
+                out["batch_index"] = [out["batch_index"][0] + r for r in rows]
+            return (m, out)
         batch_index = [0] * len(rows) if shared_noise else list(rows)
         return (m, dict(empty_latent(len(rows), width, height), batch_index=batch_index))
 

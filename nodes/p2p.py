@@ -12,7 +12,9 @@ from ..host.noise import shared_noise_sampler
 from ..host.passes import install_source_pass
 from ..host.router import install
 from ..host.tokens import PromptTokens, WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
-from .common import CATEGORY, check_inputs, empty_latent
+from ..core.inversion import RowPlan
+from ..host.inversion import install_guide, trajectory_of
+from .common import CATEGORY, check_inputs, empty_latent, picture_rows
 
 MODES = ["replace", "refine", "reweight", "replace+reweight", "refine+reweight"]
 SOURCE_PASSES = ["exact", "batched"]
@@ -108,11 +110,12 @@ class P2PReplace:
             },
             "optional": {
                 "source_pass": (SOURCE_PASSES, {"default": "exact", "tooltip": "'exact': row 0 bit-identical to a plain run (one extra row per step); 'batched': cheaper, needed under other attention nodes."}),
+                "latent": ("LATENT", {"tooltip": "Optional: one picture's latent. From Diffusion Inversion, row 0 is your picture and the targets edit it; width and height are then the picture's."}),
             },
         }
 
     def build(self, model, clip, source_prompt, target_prompts, mode, cross_replace, cross_replace_words,
-              self_replace, reweight, width, height, source_pass="exact"):
+              self_replace, reweight, width, height, source_pass="exact", latent=None):
         # types, choices, finite numbers in range, width/height multiples of the latent factor
         check_inputs(self, locals())
         source_pass = source_pass or "exact"  # an optional input left out
@@ -190,8 +193,11 @@ class P2PReplace:
             install_source_pass(patched)
         positive = encode_rows(clip, [source] + targets, chunks)
         rows = prompts.rows
-        latent = {**empty_latent(rows, width, height), "batch_index": [0] * rows}
-        return (patched, positive, latent)
+        trajectory = trajectory_of(latent, NODE)
+        install_guide(patched, trajectory, RowPlan.one_source(rows) if trajectory else None, NODE)
+        if latent is not None:
+            return (patched, positive, picture_rows(latent, rows, NODE))
+        return (patched, positive, {**empty_latent(rows, width, height), "batch_index": [0] * rows})
 
     @staticmethod
     def _window_positions(clip, src_pt, tgt_pt, mapper, word, line) -> list[int]:
