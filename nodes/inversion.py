@@ -58,7 +58,7 @@ class DiffusionInversion:
                 "scheduler": (_schedulers(), {"default": "normal", "tooltip": "The schedule of sigmas; sample with the same scheduler."}),
                 "steps": ("INT", {"default": 20, "min": 1, "max": MAX_STEPS, "tooltip": "Steps (1-1000), one model pass each; sample with the same number."}),
                 "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": "How far up the schedule to invert (1 = to pure noise); sample with the same denoise."}),
-                "method": (list(METHODS), {"default": "direct", "tooltip": "direct: exact reconstruction at any cfg (source row put back on the path each step); negative prompt: give the source prompt as the sampler's negative; plain: start from the noise only."}),
+                "method": (list(METHODS), {"default": "direct", "tooltip": "direct: exact at any cfg (source row kept on the path); negative prompt: also give the source prompt as the sampler's negative; plain: noise only."}),
             },
         }
 

@@ -7,7 +7,8 @@
 Takes a workflow in UI format (converted with the server's /object_info) or API format,
 applies ``--set`` overrides (``NODE.INPUT=VALUE`` or ``INPUT=VALUE`` for every node with that
 input), posts it to /prompt, follows progress on the websocket /ws, downloads the outputs
-through /view into ``--out`` and prints their paths.
+through /view into ``--out`` and prints their paths. A Load Image node whose ``image`` names a
+local file (or a file in the pack's ``workflows/inputs``) gets that file uploaded first.
 
 Exit status: 0 done; 1 bad arguments, unreadable workflow or server unreachable; 2 the server
 rejected the prompt (node errors printed); 3 execution failed (the node's error printed);
@@ -159,6 +160,59 @@ def get_json(server: str, path: str) -> Any:
     return json.loads(raw)
 
 
+# ----------------------------------------------------------------------------- input pictures
+INPUTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workflows", "inputs")
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+
+def local_picture(value: Any, search: tuple[str, ...] = (INPUTS_DIR,)) -> str | None:
+    """The local file a Load Image ``image`` value names: the value as a path, else a file of that
+    name in ``search`` (the pack's ``workflows/inputs``); None if there is none."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    candidates = [value] + [os.path.join(d, os.path.basename(value)) for d in search]
+    return next((os.path.abspath(c) for c in candidates if os.path.isfile(c)), None)
+
+
+def upload_picture(server: str, path: str) -> str:
+    """POST ``path`` to the server's /upload/image (input folder, overwriting); returns the name to use."""
+    if os.path.getsize(path) > MAX_UPLOAD_BYTES:
+        raise RunError(EXIT_USAGE, f"{path} is larger than {MAX_UPLOAD_BYTES // 2 ** 20} MB; not uploaded")
+    boundary = uuid.uuid4().hex
+    with open(path, "rb") as f:
+        data = f.read()
+    name = os.path.basename(path).replace('"', "_")
+    body = b"".join([
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode(), data, b"\r\n",
+        f'--{boundary}\r\nContent-Disposition: form-data; name="overwrite"\r\n\r\ntrue\r\n'.encode(),
+        f"--{boundary}--\r\n".encode()])
+    req = urllib.request.Request(server.rstrip("/") + "/upload/image", data=body,
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            answer = json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        raise RunError(EXIT_USAGE, f"uploading {path}: HTTP {e.code}: {e.read()[:200].decode(errors='replace')}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise RunError(EXIT_USAGE, f"uploading {path} to {server}: {e}") from None
+    sub = answer.get("subfolder") or ""
+    return f"{sub}/{answer['name']}" if sub else answer["name"]
+
+
+def upload_pictures(api: dict, server: str, log: Callable[[str], None] = print) -> None:
+    """Upload the local picture of every Load Image node (``image`` naming a local file, or one in
+    ``workflows/inputs``) and point the node at the uploaded copy."""
+    for nid, node in api.items():
+        if node.get("class_type") not in ("LoadImage", "LoadImageMask"):
+            continue
+        inputs = node.get("inputs", {})
+        path = local_picture(inputs.get("image"))
+        if path is not None:
+            inputs["image"] = upload_picture(server, path)
+            log(f"uploaded {path} for node {nid} ({node['class_type']})")
+
+
 # ----------------------------------------------------------------------------- error text
 def format_rejection(body: Any) -> str:
     """Readable text of a /prompt 400 answer: the error, then each node's errors."""
@@ -258,6 +312,7 @@ def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str
     """
     server = server.rstrip("/")
     api = prepare(workflow, server, list(sets or []))
+    upload_pictures(api, server, log)
     names = {nid: node.get("class_type") for nid, node in api.items()}
     client_id = uuid.uuid4().hex
     ws_url = server.replace("https://", "wss://").replace("http://", "ws://") + "/ws?clientId=" + client_id

@@ -359,8 +359,90 @@ The two samplers share the seed: the top image is the plain generation, the bott
     ],
 )
 
+PHOTO = "shapes_photo.png"  # workflows/inputs: the headless runner uploads it; in the UI, upload it to Load Image
+PHOTO_PROMPT = "a red circle"
+
+
+def _photo(first: int) -> list:
+    """Load Image (first), VAE Encode (first + 1) and Diffusion Inversion (first + 2) of the picture,
+    with the checkpoint (1) and the source prompt (2)."""
+    return [
+        Node(first, "LoadImage", 0, {"image": PHOTO}, title="Your picture"),
+        Node(first + 1, "VAEEncode", 1, {}, {"pixels": (first, 0), "vae": (1, 2)}),
+        Node(first + 2, "DiffusionInversion", 2, {"sampler_name": "euler", "scheduler": "normal", "steps": 20,
+                                                  "denoise": 1.0, "method": "direct"},
+             {"model": (1, 0), "positive": (2, 0), "latent": (first + 1, 0)}),
+    ]
+
+
+PHOTO_NOTE = """
+Diffusion Inversion turns your picture into the noise it comes from (Load Image -> VAE Encode ->
+Diffusion Inversion). Its LATENT goes where an empty latent went; the edit node's source row is
+then your picture, exactly (method 'direct').
+
+- Describe the picture in the Source prompt: the inversion and the edit node both use it.
+- Sample with the inversion's sampler (euler or ddim), scheduler, steps and denoise; any cfg and seed.
+- Load Image: the picture bundled in the pack's workflows/inputs (the headless runner uploads it);
+upload your own in the node. Its size is the output's size (multiples of 8).
+"""
+
+edit_my_photo = Workflow(
+    "edit_my_photo",
+    "Edits a loaded picture: inverted, then a Prompt-to-Prompt word swap (red -> blue) kept to the circle "
+    "by Local Blend; the rest of the picture stays as it was.",
+    SD15,
+    [
+        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
+        Node(2, "CLIPTextEncode", 1, {"text": PHOTO_PROMPT}, {"clip": (1, 1)}, title="Source prompt"),
+        Node(3, "CLIPTextEncode", 1, {"text": ""}, {"clip": (1, 1)}, title="Negative prompt"),
+        *_photo(4),
+        Node(7, "P2PReplace", 3, {"source_prompt": PHOTO_PROMPT, "target_prompts": "a blue circle",
+                                  "mode": "replace", "cross_replace": 0.8, "cross_replace_words": "",
+                                  "self_replace": 0.4, "reweight": "", "width": 512, "height": 512},
+             {"model": (1, 0), "clip": (1, 1), "latent": (6, 1)}),
+        Node(8, "LocalBlend", 3, {"words": "circle", "subtract_words": "", "threshold": 0.3, "dilation": 1,
+                                  "start": 0.2, "resolution": "1/4"}, {"model": (7, 0), "clip": (1, 1)}),
+        _sampler(9, 4, (8, 0), (7, 2), positive=(7, 1)),
+        *_decode_save(10, 5, (9, 0), "attention_motion/edit_my_photo"),
+        note(20, 0, PHOTO_NOTE + """
+P2P Replace (its 'latent' from the inversion): row 0 is your picture, each target line an edit of
+it. Local Blend keeps each edit inside the region of 'words'. The saved images: your picture
+sampled back, then the edit.
+"""),
+    ],
+)
+
+animate_my_photo = Workflow(
+    "animate_my_photo",
+    "Animates a loaded picture: inverted, then a 16-frame Frame Sequence moves its circle to the right; "
+    "frame 0 is the picture.",
+    SD15,
+    [
+        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
+        Node(2, "CLIPTextEncode", 1, {"text": PHOTO_PROMPT}, {"clip": (1, 1)}, title="Source prompt"),
+        Node(3, "CLIPTextEncode", 1, {"text": ""}, {"clip": (1, 1)}, title="Negative prompt"),
+        *_photo(4),
+        Node(7, "FrameSequence", 3, {"prompt": PHOTO_PROMPT, "words": "circle", "frames": 16, "width": 512,
+                                     "height": 512, "dx": 0.3, "dy": 0.0, "keyframes": "",
+                                     "interpolation": "linear", "schedule": "variation", "start": 0.0,
+                                     "end": 0.5, "resolutions": "all", "fill": "zero", "self_attention": "free",
+                                     "cross_frame": "anchor", "shared_noise": True, "background_lock": 0.5,
+                                     "chunk_size": 0, "chunk_index": 0},
+             {"model": (1, 0), "clip": (1, 1), "latent": (6, 1)}),
+        _sampler(8, 4, (7, 0), (7, 1)),
+        Node(9, "VAEDecode", 5, {}, {"samples": (8, 0), "vae": (1, 2)}),
+        Node(10, "SaveMotionClip", 6, {"filename_prefix": "attention_motion/animate_my_photo", "fps": 8.0, "loop": 0,
+                                       "gif": True, "webp": True, "mp4": True, "frame_pngs": False, "quality": 90},
+             {"images": (9, 0)}),
+        note(20, 0, PHOTO_NOTE + """
+Frame Sequence (its 'latent' from the inversion): frame 0 is your picture, the other frames move
+the words' object along the path (dx, dy or keyframes) and keep the rest (background_lock).
+"""),
+    ],
+)
+
 SPECS = [capture_heatmaps, token_shift, word_swap, refine, reweight, local_blend, motion_clip_variation,
-         motion_clip_incremental, p2p_shift_stack, region_attention]
+         motion_clip_incremental, p2p_shift_stack, region_attention, edit_my_photo, animate_my_photo]
 
 
 def available(object_info: dict) -> list:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Dict, List, Optional
 
 import torch
@@ -179,6 +180,68 @@ def local_blend(pack, model, clip, vae, source="a red circle and a blue square",
     return out
 
 
+PHOTO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workflows", "inputs",
+                     "shapes_photo.png")
+
+
+def load_photo(path: str = PHOTO) -> torch.Tensor:
+    """The bundled picture (a red circle at x 0.36, y 0.55 on a gradient) as [1, H, W, 3] in [0, 1]."""
+    import numpy as np
+    from PIL import Image
+    with Image.open(path) as im:
+        return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0)[None]
+
+
+def photo(pack, model, clip, vae, method="direct", cfg=CFG, steps=STEPS, prompt="a red circle",
+          target="a blue circle", dx=0.2, frames=4, seed=0) -> Dict:
+    """Every control on a loaded picture: reconstruction, a local colour swap, a short clip.
+
+    Figures: PSNR (dB) against the picture's VAE round trip (the ceiling: what the VAE keeps) of
+    the sampled-back picture, of P2P's source row, of the edit's background and of the clip's
+    frame 0; the edited object's colour and centroid shift; the clip's last-frame move.
+    """
+    import nodes as host_nodes
+    inv_node, p2p, blend, seq = (_node(pack, n) for n in ("DiffusionInversion", "P2PReplace", "LocalBlend",
+                                                          "FrameSequence"))
+    pixels = load_photo()
+    colour, tcolour = prompt.split()[1], target.split()[1]
+    with torch.inference_mode():
+        latent = {"samples": vae.encode(pixels[..., :3])}
+        trip = q.decode(vae, latent["samples"])[0]
+        pos, neg = q.encode(clip, prompt), q.encode(clip, "")
+        neg_used = pos if method == "negative prompt" else neg
+        guided, inv = _call(inv_node, model=model, positive=pos, latent=latent, sampler_name="euler",
+                            scheduler="normal", steps=steps, denoise=1.0, method=method)
+
+        def sample(m, positive, lat):
+            return q.decode(vae, host_nodes.common_ksampler(m, seed, steps, cfg, "euler", "normal", positive,
+                                                            neg_used, lat)[0]["samples"])
+
+        back = sample(guided, pos, inv)[0]
+        m2, pos2, lat2 = _call(p2p, model=model, clip=clip, source_prompt=prompt, target_prompts=target,
+                               mode="replace", cross_replace=0.8, cross_replace_words="", self_replace=0.4,
+                               reweight="", width=128, height=128, latent=inv)
+        m3, _ = _call(blend, model=m2, clip=clip, words=prompt.split()[-1], subtract_words="", threshold=0.3,
+                      dilation=1, start=0.2, resolution="0")
+        edit = sample(m3, pos2, lat2)
+        m4, lat4 = _call(seq, model=model, clip=clip, prompt=prompt, words=prompt.split()[-1], frames=frames,
+                         width=128, height=128, dx=dx, dy=0.0, background_lock=0.5, latent=inv)
+        clip_imgs = sample(m4, pos, lat4)
+    o_src = _main_object(trip, colour)
+    o_edit = _main_object(edit[1], tcolour)
+    o_last = _main_object(clip_imgs[-1], colour)
+    res = {"method": method, "cfg": cfg, "psnr_back": psnr(back, trip), "psnr_source_row": psnr(edit[0], trip),
+           "psnr_frame0": psnr(clip_imgs[0], trip), "edit_colour_found": o_edit is not None,
+           "images": torch.cat([trip[None], back[None], edit, clip_imgs])}
+    if o_src is not None and o_edit is not None:
+        bg = background_mask([o_src["mask"], o_edit["mask"]])
+        res.update(edit_bg_psnr=psnr(edit[1], trip, bg),
+                   edit_moved=max(abs(o_edit["cx"] - o_src["cx"]), abs(o_edit["cy"] - o_src["cy"])) / trip.shape[-1])
+    if o_src is not None and o_last is not None:
+        res["clip_moved"] = (o_last["cx"] - o_src["cx"]) / trip.shape[-1]
+    return res
+
+
 def save_clip(imgs: torch.Tensor, stem: str, scale: int = 2, ms: int = 120) -> None:
     """Frames [N, 3, H, W] in [0, 1] -> ``stem``.gif (looping) and ``stem``.png (a strip)."""
     from PIL import Image
@@ -205,6 +268,8 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--dx", type=float, default=0.4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--photo", action="store_true", help="the loaded-picture probe only (every inversion method)")
+    ap.add_argument("--photo-out", default=None, help="with --photo: write its images (GIF + PNG strip) to this stem")
     args = ap.parse_args(argv)
     from . import hostenv
     hostenv.setup()
@@ -212,6 +277,16 @@ def main(argv=None) -> None:
     from . import model as M
     pack = q.import_pack()
     model, clip, vae = M.build(args.weights)
+    if args.photo:
+        for method in ("direct", "negative prompt", "plain"):
+            for cfg in (1.0, CFG, 7.5):
+                for seed in range(2):
+                    r = photo(pack, model, clip, vae, method=method, cfg=cfg, seed=seed)
+                    images = r.pop("images")
+                    if args.photo_out and method == "direct" and cfg == CFG and seed == 0:
+                        save_clip(images, args.photo_out, ms=400)
+                    print("photo", json.dumps(r, default=str), flush=True)
+        return
     if args.clip_out:
         r = frame_sequence(pack, model, clip, vae, prompt=args.prompt, word=args.word, frames=args.frames,
                            dx=args.dx, seed=args.seed)

@@ -223,3 +223,28 @@ def test_a_clip_of_the_noun_alone_advances_and_stops_at_the_edge(shapes):
     assert all(edge["found"]), edge["found"]
     steps = [b - a for a, b in zip(edge["cx"], edge["cx"][1:])]
     assert max(edge["cx"]) <= EDGE_CLIP_MAX_X and min(steps) >= -0.02 and steps[0] > 0.02, edge["cx"]
+
+
+# --------------------------------------------------------------------------- a loaded picture
+# Diffusion Inversion of the bundled picture (workflows/inputs/shapes_photo.png, a red circle),
+# then P2P red -> blue circle with Local Blend and a 4-frame clip; `python -m shapes.probes
+# --photo` (euler, 16 steps, seed 0). PSNR against the picture's VAE round trip.
+PHOTO_EXACT_DB = 60.0      # direct: measured 99 (identical pixels) at cfg 1, 5 and 7.5
+PHOTO_PLAIN_MAX_DB = 25.0  # plain inversion, cfg 5: measured 18.5 (the model's own inversion error)
+PHOTO_EDIT_BG_DB = 40.0    # the edit's background: measured 46.0 (cfg 5), 47.1 (cfg 1)
+PHOTO_EDIT_MOVED = 0.03    # the recoloured circle stays in place: measured 0.004 (cfg 5), 0.022 (cfg 1)
+PHOTO_CLIP_MOVE = (0.2, 0.1)  # asked 0.2 by frame 3, within one and a half latent cells: measured 0.265
+
+
+def test_a_loaded_picture_is_kept_exactly_and_edited_in_place(shapes):
+    pack, model, clip, vae = shapes
+    direct = probes.photo(pack, model, clip, vae, method="direct")
+    assert direct["psnr_back"] >= PHOTO_EXACT_DB
+    assert direct["psnr_source_row"] >= PHOTO_EXACT_DB and direct["psnr_frame0"] >= PHOTO_EXACT_DB
+    assert direct["edit_colour_found"], "the circle did not turn blue"
+    assert direct["edit_bg_psnr"] >= PHOTO_EDIT_BG_DB
+    assert direct["edit_moved"] <= PHOTO_EDIT_MOVED
+    asked, tol = PHOTO_CLIP_MOVE
+    assert abs(direct["clip_moved"] - asked) <= tol
+    plain = probes.photo(pack, model, clip, vae, method="plain")
+    assert plain["psnr_back"] <= PHOTO_PLAIN_MAX_DB  # what direct inversion corrects

@@ -337,6 +337,31 @@ def test_workflow_runs_headless_on_the_tiny_model(comfy_server, tmp_path, path):
     check_outputs(_name(path), api, result["files"])
 
 
+def test_edit_my_photo_keeps_the_picture_in_row_zero_and_uploads_it(comfy_server, tmp_path):
+    """Row 0 of the photo edit is the picture itself: the same pixels as the picture's VAE round trip
+    (Load Image -> VAE Encode -> VAE Decode) on the same server, since direct inversion samples the
+    encoded latent back exactly; the target row differs. The runner uploaded the bundled picture."""
+    import numpy as np
+    from PIL import Image
+
+    api = tiny(_load(os.path.join(WORKFLOWS, "api", "edit_my_photo.json")))
+    logs: list[str] = []
+    edit = run_workflow.run(api, comfy_server.url, out_dir=str(tmp_path / "edit"), timeout=300, log=logs.append)
+    assert any(line.startswith("uploaded ") and "shapes_photo.png" in line for line in logs), logs
+    loader = next(n for n in api.values() if n["class_type"] == "TinyCheckpointLoader")
+    trip = {"1": loader, "4": {"class_type": "LoadImage", "inputs": {"image": "shapes_photo.png"}},
+            "5": {"class_type": "VAEEncode", "inputs": {"pixels": ["4", 0], "vae": ["1", 2]}},
+            "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+            "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "photo_round_trip"}}}
+    (round_trip,) = run_workflow.run(trip, comfy_server.url, out_dir=str(tmp_path / "trip"), timeout=300,
+                                     log=lambda _: None)["files"]
+    rows = sorted(p for p in edit["files"] if "edit_my_photo" in os.path.basename(p))
+    assert len(rows) == 2
+    pixels = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) for p in (round_trip, *rows)]
+    assert np.abs(pixels[1] - pixels[0]).max() <= 1  # the picture, to a level of rounding
+    assert np.abs(pixels[2] - pixels[0]).mean() > 0.5  # the edit
+
+
 def _cli(args, tmp_path):
     return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "scripts", "run_workflow.py"), *args],
                           capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
