@@ -70,7 +70,14 @@ def _is_latent(v) -> bool:
     return isinstance(v, dict) and isinstance(v.get("samples"), torch.Tensor) and v["samples"].dim() == 4
 
 
+def _is_conditioning(v) -> bool:
+    return isinstance(v, list) and bool(v) and all(
+        isinstance(c, (list, tuple)) and len(c) >= 2 and isinstance(c[0], torch.Tensor) and isinstance(c[1], dict)
+        for c in v)
+
+
 OBJECT_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "CONDITIONING": (_is_conditioning, "a CONDITIONING (a CLIP Text Encode output)"),
     "MODEL": (lambda v: hasattr(v, "clone") and hasattr(v, "model_options"), "a MODEL (a model loader's MODEL output)"),
     "CLIP": (lambda v: hasattr(v, "tokenize") and hasattr(v, "tokenizer"), "a CLIP (a model loader's CLIP output)"),
     "LATENT": (_is_latent, "a LATENT with 'samples' [batch, channels, height, width]"),
@@ -136,7 +143,7 @@ def check_inputs(node: object, values: Mapping[str, Any]) -> None:
     Call first thing in the node function as ``check_inputs(self, locals())``. Checks INT
     (whole number, min/max, step), FLOAT (finite number, min/max), BOOLEAN, STRING (text of at
     most MAX_TEXT_LENGTH characters), combo choices and the known object types (MODEL, CLIP,
-    LATENT, IMAGE, MASK, ATTENTION_STORE); other types are the host's. An optional input left
+    LATENT, IMAGE, MASK, CONDITIONING, ATTENTION_STORE); other types are the host's. An optional input left
     out (None) is fine; a required one is not. Raises ValueError naming the node, the input and
     what would be valid.
     """

@@ -20,14 +20,6 @@ def _schedulers() -> list[str]:
     return list(comfy.samplers.KSampler.SCHEDULERS)
 
 
-def _check_conditioning(value, name: str) -> None:
-    ok = isinstance(value, list) and value and all(
-        isinstance(c, (list, tuple)) and len(c) >= 2 and isinstance(c[0], torch.Tensor) and isinstance(c[1], dict)
-        for c in value)
-    if not ok:
-        raise ValueError(f"{NODE}: input '{name}' is not a CONDITIONING (a CLIP Text Encode output).")
-
-
 class DiffusionInversion:
     """Invert a picture's latent: the noise it comes from and the path between them."""
 
@@ -65,7 +57,6 @@ class DiffusionInversion:
     def invert(self, model, positive, latent, sampler_name, scheduler, steps, denoise, method):
         check_inputs(self, locals())
         require_patcher_api(model, NODE)
-        _check_conditioning(positive, "positive")
         samples = latent["samples"]
         if samples.shape[1] != 4:
             raise ValueError(f"{NODE}: input 'latent' has {samples.shape[1]} channels; invert an SD1.x, SD2.x or "

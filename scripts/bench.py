@@ -331,6 +331,56 @@ def _chunk(b: Bench, n: int, size: int):
 register("frames variation cross-frame anchor chunk", "chunks")(_chunk)
 
 
+def _inverted(b: Bench) -> dict:
+    """The bench's own plain generation, inverted (built once per case, as ComfyUI caches it)."""
+    picture = {"samples": b.sample(b.model, b.pos, b.latent(1))}
+    return call_node("DiffusionInversion", model=b.model, positive=b.pos, latent=picture, sampler_name=b.sampler,
+                     steps=b.steps)
+
+
+@register("inverted picture sampled back", 1)
+def inverted_back_case(b: Bench):
+    """Diffusion Inversion's MODEL and LATENT: the guide's cost on a plain run of one row."""
+    def make():
+        model, latent = _inverted(b)
+        return model, b.pos, latent
+    return make
+
+
+@register("p2p replace on an inverted picture", 2)
+def inverted_p2p_case(b: Bench):
+    def make():
+        _, latent = _inverted(b)
+        model, cond, rows = call_node("P2PReplace", model=b.model, clip=b.clip, source_prompt=b.prompt,
+                                      target_prompts="a red triangle and a blue square", mode="replace",
+                                      width=b.size, height=b.size, latent=latent)
+        return model, cond, rows
+    return make
+
+
+def inversion_cost(b: Bench) -> dict:
+    """Seconds of the Diffusion Inversion node against a plain run of the same steps at batch 1
+    (median of the repeats, alternating order)."""
+    picture = {"samples": b.sample(b.model, b.pos, b.latent(1))}
+    ratios, inv_s, plain_s = [], [], []
+    for rep in range(max(b.repeats, 1)):
+        order = ("plain", "inversion") if rep % 2 == 0 else ("inversion", "plain")
+        took = {}
+        for what in order:
+            t0 = time.perf_counter()
+            if what == "plain":
+                b.sample(b.model, b.pos, b.latent(1))
+            else:
+                call_node("DiffusionInversion", model=b.model, positive=b.pos, latent=picture,
+                          sampler_name=b.sampler, steps=b.steps)
+            took[what] = time.perf_counter() - t0
+        inv_s.append(took["inversion"])
+        plain_s.append(took["plain"])
+        ratios.append(took["inversion"] / took["plain"])
+    return {"inversion_s": statistics.median(inv_s), "plain_s": statistics.median(plain_s),
+            "ratio": statistics.median(ratios)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="full", choices=["tiny", "shapes", "full", "ckpt"])
@@ -372,6 +422,9 @@ def main(argv=None):
     for batch in sorted(groups):
         b.measure_group(batch, groups[batch])
     result = {"settings": vars(args), "rows": b.rows}
+    if wanted is None or "inversion" in wanted:
+        result["inversion"] = inversion_cost(b)
+        print("inversion vs plain sampling, same steps, batch 1:", result["inversion"])
     if not args.no_checks:
         result["store_elements_by_steps"] = store_growth(b)
         result["leak_check"] = leak_check(b)

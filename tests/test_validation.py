@@ -42,7 +42,8 @@ def _valid_args(cls, models) -> dict:
     """Every declared input with a valid value: widgets' defaults, first choices, tiny objects."""
     model, clip, _ = models
     objects = {"MODEL": model, "CLIP": clip, "LATENT": {"samples": torch.zeros(1, 4, 16, 16)},
-               "IMAGE": torch.zeros(1, 128, 128, 3), "MASK": torch.zeros(1, 128, 128), "ATTENTION_STORE": _store()}
+               "IMAGE": torch.zeros(1, 128, 128, 3), "MASK": torch.zeros(1, 128, 128), "ATTENTION_STORE": _store(),
+               "CONDITIONING": [[torch.zeros(1, 77, 768), {}]]}
     args = {}
     declared = cls.INPUT_TYPES()
     for section in ("required", "optional"):
