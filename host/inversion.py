@@ -66,8 +66,9 @@ def invert(model, positive, latent: dict, sampler: str, scheduler: str, steps: i
         return x
 
     noise = torch.zeros_like(samples)  # the host adds noise * sigma: none, so x starts at the picture
-    comfy.sample.sample_custom(model, noise, 1.0, comfy.samplers.KSAMPLER(backwards), sigmas, positive, positive,
-                               samples, noise_mask=None, disable_pbar=True)
+    with torch.inference_mode():  # as the host runs its samplers (also when a script calls the node)
+        comfy.sample.sample_custom(model, noise, 1.0, comfy.samplers.KSAMPLER(backwards), sigmas, positive,
+                                   positive, samples, noise_mask=None, disable_pbar=True)
     latents = torch.stack(path[::-1])  # latents[i] at sigmas[i]
     if not torch.isfinite(latents).all():
         raise ValueError("the inversion produced NaN or infinite latents (check the model and the input latent)")
