@@ -7,6 +7,8 @@ LANES := pinned v0.3.75
 VENV := $(if $(filter pinned,$(LANE)),.venv,.venv-$(LANE))
 VENV_PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Two pytest workers on the two cores (a test file per worker, its tests in order); 0 = one process.
+WORKERS ?= 2
 
 .PHONY: bootstrap test test-all lint demo bench clean-env
 
@@ -15,7 +17,7 @@ bootstrap:
 
 test: bootstrap
 	$(VENV_PY) -m ruff check .
-	$(VENV_PY) -m pytest -q tests $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest -q tests $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 test-all:
 	@set -e; for lane in $(LANES); do echo "[make] lane $$lane"; $(MAKE) --no-print-directory test LANE=$$lane; done

@@ -10,6 +10,8 @@ import {
 const ROUTE = "/attention_motion/tokenize";
 const WIDGET = "attention_motion_tokens";
 const MAX_HEIGHT = 220;
+const RETRY_MS = 500; // first retry after a failed request (then 1 s, 2 s)
+const MAX_RETRIES = 3;
 
 const isPromptName = (n) => /(^|_)prompts?$/.test(n) || /^prompts?_/.test(n);
 // word lists: "words", "<x>_words", "words_<x>"; P2P's "reweight" holds "word: factor" entries
@@ -104,6 +106,8 @@ function attach(node, spec) {
 	let height = 60;
 	const widget = addViewWidget(node, WIDGET, box, () => height);
 	let seq = 0;
+	let timer;
+	let failures = 0;
 
 	const values = () => ({
 		prompts: spec.prompts.map((p) => {
@@ -155,19 +159,22 @@ function attach(node, spec) {
 			box.dataset.status = missing.length ? "missing" : "ok";
 			box.dataset.missing = missing.join(", ");
 			node.attentionMotionTokens = answers; // for other extensions and tests
+			failures = 0;
 		} catch (e) {
 			if (my !== seq) return;
 			parts = [el("div", { class: "am-error", text: `token view unavailable: ${e.message}` })];
 			box.dataset.status = "error";
+			// a busy or restarting server: ask again a few times, later each time
+			if (failures < MAX_RETRIES) timer = setTimeout(update, RETRY_MS * 2 ** failures++);
 		}
 		box.replaceChildren(...parts);
 		height = Math.min(MAX_HEIGHT, Math.max(40, box.scrollHeight + 24));
 		fitNode(node);
 	};
 
-	let timer;
 	watchNode(node, () => JSON.stringify(values()), () => {
 		clearTimeout(timer);
+		failures = 0;
 		timer = setTimeout(update, 200);
 	});
 	return widget;

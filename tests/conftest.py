@@ -23,6 +23,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 harness.setup_host()
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers (pytest-xdist, a test file per worker): one thread each on
+    # the two cores, instead of two processes of two threads fighting over them.
+    import torch
+
+    torch.set_num_threads(1)
 # `import attention_motion...` works in test modules from here on (a stub package with the
 # repo as its path if the pack's __init__ does not import; see harness.install_pack_package).
 harness.install_pack_package()

@@ -272,7 +272,15 @@ def _wait(driver, script, timeout, what, *args):
         if last:
             return last
         time.sleep(0.2)
-    raise AssertionError(f"{what} (waited {timeout} s; last: {last!r})")
+    tokens = driver.execute_script(_TOKEN_STATE, *args[:1]) if args and isinstance(args[0], int) else None
+    raise AssertionError(f"{what} (waited {timeout} s; last: {last!r}; token view: {tokens!r})")
+
+
+# The token view's state (for failure messages): its status and text.
+_TOKEN_STATE = """
+const w = app.graph.getNodeById(arguments[0])?.widgets?.find(w => w.name === 'attention_motion_tokens');
+return w ? {status: w.element.dataset.status, text: w.element.textContent.slice(0, 300)} : null;
+"""
 
 
 def _console_errors(driver):

@@ -189,7 +189,7 @@ def test_region_attention_on_the_picture_through_p2p_rows(host, tiny_sd15, pictu
     model, clip, _ = tiny_sd15
     _, inv = _invert(model, clip, picture)
     with torch.inference_mode():
-        m, pos, lat = P2PReplace().build(model, clip, PROMPT, "", "reweight", 1.0, "", 0.4, "cat: 1", 512, 512,
+        m, pos, lat = P2PReplace().build(model, clip, PROMPT, PROMPT, "replace", 0.8, "", 0.4, "", 512, 512,
                                          latent=inv)
         regions = '[{"box": [0, 0, 0.5, 1], "prompt": "a yellow cat"}]'
         m = RegionAttention().patch(m, clip, regions, weight=1.0)[0]

@@ -348,6 +348,8 @@ def test_edit_my_photo_keeps_the_picture_in_row_zero_and_uploads_it(comfy_server
     logs: list[str] = []
     edit = run_workflow.run(api, comfy_server.url, out_dir=str(tmp_path / "edit"), timeout=300, log=logs.append)
     assert any(line.startswith("uploaded ") and "shapes_photo.png" in line for line in logs), logs
+    steps = api["6"]["inputs"]["steps"]
+    assert f"  step {steps}/{steps} (node 6 DiffusionInversion)" in logs, logs  # the inversion's progress
     loader = next(n for n in api.values() if n["class_type"] == "TinyCheckpointLoader")
     trip = {"1": loader, "4": {"class_type": "LoadImage", "inputs": {"image": "shapes_photo.png"}},
             "5": {"class_type": "VAEEncode", "inputs": {"pixels": ["4", 0], "vae": ["1", 2]}},
