@@ -363,15 +363,18 @@ PHOTO = "shapes_photo.png"  # workflows/inputs: the headless runner uploads it; 
 PHOTO_PROMPT = "a red circle"
 
 
-def _photo(first: int) -> list:
-    """Load Image (first), VAE Encode (first + 1) and Diffusion Inversion (first + 2) of the picture,
-    with the checkpoint (1) and the source prompt (2)."""
+def _photo() -> list:
+    """Checkpoint (1), source prompt (2), empty negative (3), then the picture: Load Image (4),
+    VAE Encode (5) and Diffusion Inversion (6)."""
     return [
-        Node(first, "LoadImage", 0, {"image": PHOTO}, title="Your picture"),
-        Node(first + 1, "VAEEncode", 1, {}, {"pixels": (first, 0), "vae": (1, 2)}),
-        Node(first + 2, "DiffusionInversion", 2, {"sampler_name": "euler", "scheduler": "normal", "steps": 20,
-                                                  "denoise": 1.0, "method": "direct"},
-             {"model": (1, 0), "positive": (2, 0), "latent": (first + 1, 0)}),
+        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
+        Node(2, "CLIPTextEncode", 1, {"text": PHOTO_PROMPT}, {"clip": (1, 1)}, title="Source prompt"),
+        Node(3, "CLIPTextEncode", 1, {"text": ""}, {"clip": (1, 1)}, title="Negative prompt"),
+        Node(4, "LoadImage", 0, {"image": PHOTO}, title="Your picture"),
+        Node(5, "VAEEncode", 1, {}, {"pixels": (4, 0), "vae": (1, 2)}),
+        Node(6, "DiffusionInversion", 2, {"sampler_name": "euler", "scheduler": "normal", "steps": 20,
+                                          "denoise": 1.0, "method": "direct"},
+             {"model": (1, 0), "positive": (2, 0), "latent": (5, 0)}),
     ]
 
 
@@ -392,10 +395,7 @@ edit_my_photo = Workflow(
     "by Local Blend; the rest of the picture stays as it was.",
     SD15,
     [
-        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
-        Node(2, "CLIPTextEncode", 1, {"text": PHOTO_PROMPT}, {"clip": (1, 1)}, title="Source prompt"),
-        Node(3, "CLIPTextEncode", 1, {"text": ""}, {"clip": (1, 1)}, title="Negative prompt"),
-        *_photo(4),
+        *_photo(),
         Node(7, "P2PReplace", 3, {"source_prompt": PHOTO_PROMPT, "target_prompts": "a blue circle",
                                   "mode": "replace", "cross_replace": 0.8, "cross_replace_words": "",
                                   "self_replace": 0.4, "reweight": "", "width": 512, "height": 512},
@@ -418,10 +418,7 @@ animate_my_photo = Workflow(
     "frame 0 is the picture.",
     SD15,
     [
-        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
-        Node(2, "CLIPTextEncode", 1, {"text": PHOTO_PROMPT}, {"clip": (1, 1)}, title="Source prompt"),
-        Node(3, "CLIPTextEncode", 1, {"text": ""}, {"clip": (1, 1)}, title="Negative prompt"),
-        *_photo(4),
+        *_photo(),
         Node(7, "FrameSequence", 3, {"prompt": PHOTO_PROMPT, "words": "circle", "frames": 16, "width": 512,
                                      "height": 512, "dx": 0.3, "dy": 0.0, "keyframes": "",
                                      "interpolation": "linear", "schedule": "variation", "start": 0.0,
