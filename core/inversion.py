@@ -110,14 +110,13 @@ def source_offsets(trajectory: Trajectory, plan: RowPlan, step: int, x: torch.Te
     return target.index_select(0, picture) - x.index_select(0, source)
 
 
-def drift(trajectory: Trajectory, plan: RowPlan, step: int, x: torch.Tensor) -> float:
-    """How far the source rows are from the trajectory at ``step``, relative (RMS over RMS)."""
+def drift(trajectory: Trajectory, plan: RowPlan, step: int, offsets: torch.Tensor) -> float:
+    """How far the source rows are from the trajectory at ``step``, relative (RMS of their
+    :func:`source_offsets` over the RMS of the trajectory's latents)."""
     sources = sorted(set(plan.source))
-    idx = torch.tensor(sources, device=x.device)
-    pics = torch.tensor([plan.picture[s] for s in sources], device=x.device)
-    target = trajectory.latents[step].to(x.device, torch.float32).index_select(0, pics)
-    off = target - x.float().index_select(0, idx)
-    return float(off.pow(2).mean().sqrt() / target.pow(2).mean().sqrt().clamp_min(1e-8))
+    off = offsets.float().index_select(0, torch.tensor(sources, device=offsets.device))
+    target = trajectory.latents[step].float().index_select(0, torch.tensor([plan.picture[s] for s in sources]))
+    return float(off.pow(2).mean().sqrt()) / max(float(target.pow(2).mean().sqrt()), 1e-8)
 
 
 def guided_denoised(trajectory: Trajectory, plan: RowPlan, step: int, x: torch.Tensor, denoised: torch.Tensor,

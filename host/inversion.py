@@ -137,15 +137,15 @@ class InversionGuide:
                 f"{self.node}: the sampler evaluated step {step + 1} of {self.trajectory.steps} twice (a second-order "
                 "sampler such as heun or dpm_2). An inverted picture is sampled with euler or ddim, the "
                 "inversion's own step.")
+        off = self._offsets(step, x)
         if self.trajectory.method == "direct" and step > 0:
-            off = drift(self.trajectory, self.plan, step, x)
-            if off > DRIFT_TOLERANCE:
+            away = drift(self.trajectory, self.plan, step, off)
+            if away > DRIFT_TOLERANCE:
                 raise ValueError(
-                    f"{self.node}: at step {step + 1} the source row is {off:.2g} (relative) off the inversion's path: "
+                    f"{self.node}: at step {step + 1} the source row is {away:.2g} (relative) off the inversion's path: "
                     "the sampler is not euler or ddim (or the latent was changed between steps). Direct inversion "
                     "needs the inversion's sampler, euler or ddim.")
         self.last_step = step
-        off = self._offsets(step, x)
         return guided_denoised(self.trajectory, self.plan, step, x, denoised, off,
                                correct=self.trajectory.method == "direct")
 

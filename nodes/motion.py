@@ -92,15 +92,15 @@ class TokenShift:
         base = latent if latent is not None else empty_latent(batch_size, width, height)
         entries, groups = locate(node, clip, prompt, words, bind=bind)
         offset = [[float(dx), float(dy)]] * len(groups)
+        trajectory = trajectory_of(latent, node)
         if reference == "none":
-            if trajectory_of(latent, node) is not None:
+            if trajectory is not None:
                 raise ValueError(f"{node}: input 'latent' is an inverted picture; use reference 'source row' (the "
                                  "picture is the source row, the moved row is the edit). 'none' has no row to keep.")
             ctrl = ShiftController(groups, torch.tensor([offset]), window, levels, fill, reference="own",
                                    self_mode=self_attention, node=node, names=entries)
             return (install(model, ctrl, node), base)
         out = paired_latent(base, node)
-        trajectory = trajectory_of(latent, node)
         out.pop(LATENT_KEY, None)
         shifts = torch.tensor([[[0.0, 0.0]] * len(groups), offset])
         ctrl = ShiftController(groups, shifts, window, levels, fill, reference="pairs", self_mode=self_attention,
