@@ -117,6 +117,8 @@ def python_of(venv):
 
 
 def imports_torch(python):
+    if not os.path.exists(python):
+        return None
     probe = subprocess.run([python, "-c", "import torch, torchvision; print(torch.__version__)"],
                            capture_output=True, text=True)
     return probe.stdout.strip() if probe.returncode == 0 else None
