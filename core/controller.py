@@ -6,7 +6,8 @@ Tensor layouts:
 
 * cross-attention probabilities: ``[rows, heads, N, T]`` (N queries on the grid, T text tokens);
 * self-attention q, k, v: ``[rows, N, heads * dim_head]`` as projected by the block.
-* cross-attention output: ``[rows, N, heads * dim_head]`` (before the block's output projection).
+* cross- and self-attention output: ``[rows, N, heads * dim_head]`` (before the block's output
+  projection).
 
 A controller may bring its own text tokens (:meth:`Controller.context_tokens`): the router appends
 them to the cross-attention context before the block's key/value projections, strips them again
@@ -18,6 +19,7 @@ their projected keys and values to :meth:`Controller.cross_output` of that contr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -110,6 +112,22 @@ class Controller:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Edit self-attention inputs of a chunk; k and v may change length (same for all rows)."""
         return q, k, v
+
+    def wants_self_output(self, call: AttnCall) -> bool:
+        """True if :meth:`self_output` should edit this chunk's self-attention output."""
+        return False
+
+    def self_output(
+        self, call: AttnCall, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+        attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Edit a chunk's self-attention output ``out`` ``[rows, N, heads*d]``; return it.
+
+        ``q``, ``k``, ``v``: the chunk's inputs after every :meth:`self_qkv` edit; ``attend(q, k, v)``
+        runs the host's (optimised) attention on any rows and any key length, e.g. to blend a
+        second attention into ``out``. Runs after the qkv edits, in stack order.
+        """
+        return out
 
     def wants_denoised(self) -> bool:
         """True if :meth:`denoised` should run after classifier-free guidance of every step."""

@@ -123,25 +123,27 @@ class AttentionRouter:
         return self._attend_cross(key, q, k, v, extra, run, base)
 
     def _attend_self(self, key, q, k, v, extra, run, base):
-        calls = None
-        edited = []
-        for c in self.controllers:
-            if calls is None:
-                calls = self._calls("self", key, q, extra, run)
-            for call, sl in calls:
-                if c.wants_self(call):
-                    edited.append((c, call, sl))
-        if not edited:
+        calls = self._calls("self", key, q, extra, run)
+        edited = [(c, call, sl) for c in self.controllers for call, sl in calls if c.wants_self(call)]
+        outputs = [(c, call, sl) for c in self.controllers for call, sl in calls if c.wants_self_output(call)]
+        if not edited and not outputs:
             return base(q, k, v)
         parts = {sl.start: [call, sl, q[sl], k[sl], v[sl]] for call, sl in calls}
         for c, call, sl in edited:
             part = parts[sl.start]
             part[2], part[3], part[4] = c.self_qkv(call, part[2], part[3], part[4])
         ordered = [parts[s] for s in sorted(parts)]
-        if len({p[3].shape[1] for p in ordered}) == 1:
-            return base(torch.cat([p[2] for p in ordered]), torch.cat([p[3] for p in ordered]),
-                        torch.cat([p[4] for p in ordered]))
-        return torch.cat([base(p[2], p[3], p[4]) for p in ordered])
+        if not edited:
+            out = base(q, k, v)
+        elif len({p[3].shape[1] for p in ordered}) == 1:
+            out = base(torch.cat([p[2] for p in ordered]), torch.cat([p[3] for p in ordered]),
+                       torch.cat([p[4] for p in ordered]))
+        else:
+            out = torch.cat([base(p[2], p[3], p[4]) for p in ordered])
+        for c, call, sl in outputs:
+            part = parts[sl.start]
+            out[sl] = c.self_output(call, part[2], part[3], part[4], out[sl], base)
+        return out
 
     def split_context(self, k, v, extra: dict):
         """Split projected k, v into the prompt's part and each controller's own tokens.
