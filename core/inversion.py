@@ -79,6 +79,7 @@ class RowPlan:
 
     source: tuple[int, ...]
     picture: tuple[int, ...]
+    free: frozenset[int] = frozenset()  # rows no trajectory guides: new generations beside the picture
 
     @property
     def rows(self) -> int:
@@ -95,6 +96,18 @@ class RowPlan:
         return RowPlan((0,) * rows, (0,) * rows)
 
     @staticmethod
+    def reference(rows: int) -> "RowPlan":
+        """Row 0 is the picture; every other row is a new generation, not guided (Style Aligned)."""
+        return RowPlan((0,) * rows, (0,) * rows, frozenset(range(1, rows)))
+
+    def guided(self, like: torch.Tensor) -> torch.Tensor:
+        """``[rows, 1, 1, 1]`` of 1 for the rows a trajectory guides, 0 for the free rows."""
+        keep = torch.ones(self.rows, 1, 1, 1, device=like.device, dtype=like.dtype)
+        if self.free:
+            keep[sorted(self.free)] = 0
+        return keep
+
+    @staticmethod
     def pairs(images: int) -> "RowPlan":
         """Rows 0..B-1 are the pictures, rows B..2B-1 their edits (Token Shift's source rows)."""
         own = tuple(range(images))
@@ -107,7 +120,7 @@ def source_offsets(trajectory: Trajectory, plan: RowPlan, step: int, x: torch.Te
     target = trajectory.latents[step].to(x.device, x.dtype)
     picture = torch.tensor(plan.picture, device=x.device)
     source = torch.tensor(plan.source, device=x.device)
-    return target.index_select(0, picture) - x.index_select(0, source)
+    return (target.index_select(0, picture) - x.index_select(0, source)) * plan.guided(x)
 
 
 def drift(trajectory: Trajectory, plan: RowPlan, step: int, offsets: torch.Tensor) -> float:
@@ -144,5 +157,5 @@ def guided_denoised(trajectory: Trajectory, plan: RowPlan, step: int, x: torch.T
         z_next = trajectory.latents[step + 1].to(out.device, torch.float32).index_select(0, picture)
         d_src = out.index_select(0, source)
         natural = z + (z - d_src) * (h / sigma)
-        corr = z_next - natural
+        corr = (z_next - natural) * plan.guided(out)
     return (out - off - (off + corr) * (sigma / h)).to(denoised.dtype)

@@ -42,7 +42,8 @@ export function setWidgetValue(node, name, value) {
 }
 
 /**
- * Call `onChange(key)` whenever `keyFn(node)` changes (checked every `ms`), and once at the start.
+ * Call `onChange(key)` whenever `keyFn(node)` changes (checked every `ms` and on every input event
+ * of the page), and once at the start.
  * Covers every way a value can change (typing, loading a workflow, other extensions) in both the
  * 2024 and the current frontend; stops when the node is removed.
  */
@@ -61,9 +62,13 @@ export function watchNode(node, keyFn, onChange, ms = 300) {
 		}
 	};
 	const timer = setInterval(check, ms);
+	// typing in any text box checks at once too (the poll is the fallback for other changes)
+	const onInput = () => check();
+	document.addEventListener("input", onInput, true);
 	const onRemoved = node.onRemoved;
 	node.onRemoved = function () {
 		clearInterval(timer);
+		document.removeEventListener("input", onInput, true);
 		return onRemoved?.apply(this, arguments);
 	};
 	setTimeout(check, 0);

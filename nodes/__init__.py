@@ -1,7 +1,7 @@
 """Node definitions (thin): inputs, validation, building controllers, wiring."""
-from . import blend, capture, clip_output, inversion, motion, p2p, region, shapes
+from . import blend, capture, clip_output, inversion, motion, p2p, region, shapes, style
 
-_MODULES = (capture, motion, clip_output, p2p, region, shapes, blend, inversion,)
+_MODULES = (capture, motion, clip_output, p2p, region, shapes, blend, inversion, style)
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}

@@ -108,6 +108,11 @@ ERRORS: dict[str, list[tuple[str, str]]] = {
         ("is in none of the P2P prompts", "Use words of the source or target prompts."),
         ("this model has no cross-attention at", "Choose a `resolution` from the message (the tiny models need `1/2`)."),
     ],
+    "StyleAligned": [
+        ("has one line; give the reference prompt", "Give the reference prompt on line 1 and one more prompt per line."),
+        ("is not an inverted picture", "Connect the LATENT of Diffusion Inversion (Load Image -> VAE Encode -> Diffusion Inversion), or leave `latent` out."),
+        ("but the model has no cross-attention at", "Pick levels from the message (SD1.5: 1/1 to 1/8; SDXL: 1/2, 1/4), or `all`."),
+    ],
     "LocalBlendMask": [
         ("no mask yet", "Sample with Local Blend's MODEL first and connect that sampler's LATENT here."),
     ],
@@ -118,7 +123,7 @@ def text_limits() -> dict[tuple[str, str], str]:
     """Per-input limits beyond the declaration, from the constants the checks use."""
     from attention_motion.controllers.p2p import MAX_REWEIGHT
     from attention_motion.core import boxes, motion, numbers
-    from attention_motion.nodes import common, p2p
+    from attention_motion.nodes import common, p2p, style
 
     text = common.MAX_TEXT_LENGTH
     word_list = f"at most {numbers.MAX_LIST_CHARS} characters and {numbers.MAX_LIST_ENTRIES} entries"
@@ -128,6 +133,7 @@ def text_limits() -> dict[tuple[str, str], str]:
         ("P2PReplace", "target_prompts"): f"at most {p2p.MAX_TARGETS} lines, each " + prompt,
         ("P2PReplace", "cross_replace_words"): word_list + "; fractions 0 to 1",
         ("P2PReplace", "reweight"): word_list + f"; factors -{MAX_REWEIGHT:g} to {MAX_REWEIGHT:g}",
+        ("StyleAligned", "prompts"): f"at most {style.MAX_ROWS} lines, each at most {style.MAX_PROMPT_CHARS} characters and {style.MAX_CHUNKS} chunks of 77 tokens",
         ("RegionAttention", "weight_list"): f"at most {boxes.MAX_WEIGHT_LIST_CHARS} characters; weights 0 to 2",
         ("RegionAttention", "regions"): f"JSON, at most {min(text, motion.MAX_TEXT)} characters, nested at most {motion.MAX_DEPTH} deep; region weights 0 to {boxes.MAX_REGION_WEIGHT:g}",
         ("FrameSequence", "keyframes"): f"JSON, at most {min(text, motion.MAX_TEXT)} characters, nested at most {motion.MAX_DEPTH} deep; shifts -1 to 1",

@@ -438,8 +438,43 @@ the words' object along the path (dx, dy or keyframes) and keep the rest (backgr
     ],
 )
 
+STYLE_PROMPTS = ("a house, in watercolor painting style\na cat, in watercolor painting style\n"
+                 "a car, in watercolor painting style\na tree, in watercolor painting style")
+
+style_aligned = Workflow(
+    "style_aligned",
+    "Style Aligned: four prompts sampled together share the style of the first (colours, strokes, "
+    "background); each keeps its own subject.",
+    SD15,
+    [
+        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
+        Node(3, "CLIPTextEncode", 1, {"text": "blurry, low quality"}, {"clip": (1, 1)}, title="Negative prompt"),
+        Node(5, "StyleAligned", 1, {"prompts": STYLE_PROMPTS, "strength": 1.0, "start": 0.0, "end": 1.0,
+                                    "resolutions": "all", "blocks": "all", "adain": "queries and keys",
+                                    "width": 512, "height": 512},
+             {"model": (1, 0), "clip": (1, 1)}),
+        _sampler(6, 2, (5, 0), (5, 2), positive=(5, 1)),
+        *_decode_save(7, 3, (6, 0), "attention_motion/style_aligned"),
+        note(20, 0, """
+Style Aligned: one prompt per line, one image per line, all sampled in one batch. Every image
+shares the self-attention of the first (the reference): its queries and keys are normalised to
+the reference's and it attends to the reference's keys and values as well as its own.
+
+- strength: 1 = Style Aligned; lower blends back to each image's own attention (0 = plain).
+- start / end, resolutions, blocks: where sharing happens (fractions of the steps, grid levels,
+  decoder or encoder blocks).
+- adain: normalise queries and keys (the paper), keys only, or off.
+- latent (optional): Diffusion Inversion's LATENT makes your picture the reference.
+
+Sample the three outputs together (MODEL, positive, LATENT); the first saved image is the
+reference, as a plain generation of line 1 with this seed.
+"""),
+    ],
+)
+
 SPECS = [capture_heatmaps, token_shift, word_swap, refine, reweight, local_blend, motion_clip_variation,
-         motion_clip_incremental, p2p_shift_stack, region_attention, edit_my_photo, animate_my_photo]
+         motion_clip_incremental, p2p_shift_stack, region_attention, edit_my_photo, animate_my_photo,
+         style_aligned]
 
 
 def available(object_info: dict) -> list:

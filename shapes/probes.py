@@ -184,6 +184,46 @@ PHOTO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
                      "shapes_photo.png")
 
 
+def background_features(img: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+    """A background as 9 numbers: per channel, the least-squares plane ``a + b x + c y`` over the
+    background pixels ``bg`` (x, y in [-1, 1]): mean colour a, gradient b, c (``[3, H, W]`` image)."""
+    h, w = img.shape[-2:]
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    a = torch.stack([torch.ones_like(xs[bg]), xs[bg], ys[bg]], 1)  # [P, 3]
+    coef = torch.linalg.lstsq(a, img[:, bg].T.float()).solution  # [3 (a, b, c), 3 channels]
+    return coef.flatten()
+
+
+def style_aligned(pack, model, clip, vae, prompts=("a red circle", "a blue square", "a yellow triangle"),
+                  seed=0, strength=1.0, steps=STEPS, cfg=CFG, **extra) -> Dict:
+    """Style Aligned on a batch of prompts, against the same batch without it (strength 0 is the
+    plain model): per row, the distance of its background (mean colour and gradient, RMS over
+    :func:`background_features`) to the reference row's, and whether its own object is there."""
+    node = _node(pack, "StyleAligned")
+    import nodes as host_nodes
+    res = {"seed": seed}
+    for name, s in (("plain", 0.0), ("aligned", strength)):
+        with torch.inference_mode():
+            m2, pos, lat = _call(node, model=model, clip=clip, prompts="\n".join(prompts), strength=s, start=0.0,
+                                 end=1.0, resolutions="all", blocks="all", adain="queries and keys", width=128,
+                                 height=128, **extra)
+            out = host_nodes.common_ksampler(m2, seed, steps, cfg, "euler", "normal", pos, q.encode(clip, ""), lat)[0]
+            imgs = q.decode(vae, out["samples"])
+        objs = [q.read_objects(im) for im in imgs]
+        feats = []
+        for im, found in zip(imgs, objs):
+            bg = background_mask([o["mask"] for o in found]) if found else torch.ones(im.shape[-2:], dtype=torch.bool)
+            feats.append(background_features(im, bg))
+        res[name] = {
+            "bg_distance": [float((f - feats[0]).pow(2).mean().sqrt()) for f in feats[1:]],
+            "own_object": [any(o["colour"] == p.split()[1] for o in found) for p, found in zip(prompts, objs)],
+        }
+        res[name + "_images"] = imgs
+    res["reference_diff"] = float((res["plain_images"][0] - res["aligned_images"][0]).abs().max())
+    res["rows_diff"] = [float((a - b).abs().mean()) for a, b in zip(res["plain_images"][1:], res["aligned_images"][1:])]
+    return res
+
+
 def load_photo(path: str = PHOTO) -> torch.Tensor:
     """The bundled picture (a red circle at x 0.36, y 0.55 on a gradient) as [1, H, W, 3] in [0, 1]."""
     import numpy as np
@@ -268,6 +308,7 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--dx", type=float, default=0.4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--style", action="store_true", help="the Style Aligned probe only")
     ap.add_argument("--photo", action="store_true", help="the loaded-picture probe only (every inversion method)")
     ap.add_argument("--photo-out", default=None, help="with --photo: write its images (GIF + PNG strip) to this stem")
     args = ap.parse_args(argv)
@@ -277,6 +318,12 @@ def main(argv=None) -> None:
     from . import model as M
     pack = q.import_pack()
     model, clip, vae = M.build(args.weights)
+    if args.style:
+        for seed in range(8):
+            r = style_aligned(pack, model, clip, vae, seed=seed)
+            r.pop("plain_images"), r.pop("aligned_images")
+            print("style", json.dumps(r), flush=True)
+        return
     if args.photo:
         for method in ("direct", "negative prompt", "plain"):
             for cfg in (1.0, CFG, 7.5):

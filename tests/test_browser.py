@@ -279,7 +279,7 @@ def _wait(driver, script, timeout, what, *args):
 # The token view's state (for failure messages): its status and text.
 _TOKEN_STATE = """
 const w = app.graph.getNodeById(arguments[0])?.widgets?.find(w => w.name === 'attention_motion_tokens');
-return w ? {status: w.element.dataset.status, text: w.element.textContent.slice(0, 300)} : null;
+return w ? {status: w.element.dataset.status, text: w.element.textContent.slice(0, 300), value: app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'prompt')?.value} : null;
 """
 
 
