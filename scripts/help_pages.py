@@ -113,6 +113,11 @@ ERRORS: dict[str, list[tuple[str, str]]] = {
         ("is not an inverted picture", "Connect the LATENT of Diffusion Inversion (Load Image -> VAE Encode -> Diffusion Inversion), or leave `latent` out."),
         ("but the model has no cross-attention at", "Pick levels from the message (SD1.5: 1/1 to 1/8; SDXL: 1/2, 1/4), or `all`."),
     ],
+    "CrossImageAttention": [
+        ("picture(s); connect two", "Batch the structure picture and the appearance picture (Batch Images before VAE Encode), invert them together with Diffusion Inversion, and connect its LATENT; or leave `latent` out."),
+        ("rows per prompt, but cross-image attention", "Sample the LATENT and the positive CONDITIONING this node returns (3 rows)."),
+        ("but the model has no cross-attention at", "Pick levels from the message (SD1.5: 1/1 to 1/8; SDXL: 1/2, 1/4), or `all`."),
+    ],
     "LocalBlendMask": [
         ("no mask yet", "Sample with Local Blend's MODEL first and connect that sampler's LATENT here."),
     ],

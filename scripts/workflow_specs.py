@@ -472,9 +472,41 @@ reference, as a plain generation of line 1 with this seed.
     ],
 )
 
+cross_image_attention = Workflow(
+    "cross_image_attention",
+    "Cross-Image Attention: the horse's layout in the zebra's look; one run gives the structure image, "
+    "the appearance image and the result.",
+    SD15,
+    [
+        Node(1, "CheckpointLoaderSimple", 0, {"ckpt_name": CKPT}),
+        Node(3, "CLIPTextEncode", 1, {"text": "blurry, low quality"}, {"clip": (1, 1)}, title="Negative prompt"),
+        Node(5, "CrossImageAttention", 1, {"structure_prompt": "a photo of a horse in a field",
+                                           "appearance_prompt": "a photo of a zebra", "contrast": 1.67,
+                                           "start": 0.1, "end": 0.9, "resolutions": "1/1, 1/2", "blocks": "decoder",
+                                           "width": 512, "height": 512, "output_prompt": ""},
+             {"model": (1, 0), "clip": (1, 1)}),
+        _sampler(6, 2, (5, 0), (5, 2), positive=(5, 1)),
+        *_decode_save(7, 3, (6, 0), "attention_motion/cross_image_attention"),
+        note(20, 0, """
+Cross-Image Attention samples three images in one run: the structure image (row 0), the
+appearance image (row 1) and the output (row 2), which keeps the structure image's layout and
+takes its look from the appearance image: in the chosen self-attention layers and steps the
+output attends with the structure image's queries to the appearance image's keys and values.
+
+- contrast: sharpens that attention (1 = none; the paper's 1.67).
+- start / end, resolutions, blocks: where it acts (the paper: the decoder's two finest levels).
+- output_prompt: empty = the structure prompt.
+- latent (optional): two pictures (structure, then appearance) inverted together by Diffusion
+  Inversion; rows 0 and 1 are then your pictures.
+
+The saved images: structure, appearance, output.
+"""),
+    ],
+)
+
 SPECS = [capture_heatmaps, token_shift, word_swap, refine, reweight, local_blend, motion_clip_variation,
          motion_clip_incremental, p2p_shift_stack, region_attention, edit_my_photo, animate_my_photo,
-         style_aligned]
+         style_aligned, cross_image_attention]
 
 
 def available(object_info: dict) -> list:

@@ -221,6 +221,8 @@ def latent_rows(api: dict, link) -> int:
         return inputs["frames"]
     if kind == "P2PReplace":
         return 1 + max(1, len([t for t in inputs["target_prompts"].splitlines() if t.strip()]))
+    if kind == "CrossImageAttention":
+        return 3
     if kind == "StyleAligned":
         return len([t for t in inputs["prompts"].splitlines() if t.strip()])
     if kind == "TokenShift":

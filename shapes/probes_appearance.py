@@ -1,0 +1,116 @@
+"""Semantic probe of CrossImageAttention on the shapes model (used by tests/test_appearance.py).
+
+Samples the node's three rows (structure, appearance, output) with ComfyUI's KSampler (euler,
+normal), reads the objects back from pixels (``shapes.quality.read_objects``) and returns plain
+numbers: where the structure row's object is, which colour the appearance row's object has, and
+the output row's largest object (colour, shape, centroid offset from the structure's object).
+
+    python -m shapes.probes_appearance     # prints the figures the tests' tolerances came from
+"""
+from __future__ import annotations
+
+import json
+from typing import Dict, Optional
+
+import torch
+
+from . import quality as q
+
+STEPS = 16
+CFG = 5.0
+SIZE = 128
+
+
+def _largest(img: torch.Tensor, colour: Optional[str] = None) -> Optional[Dict]:
+    objs = q.read_objects(img)
+    if colour is not None:
+        objs = [o for o in objs if o["colour"] == colour]
+    return objs[0] if objs else None
+
+
+def _background(img: torch.Tensor) -> torch.Tensor:
+    """Mean RGB of the pixels more than 6 px from every object of ``img`` ([3, H, W])."""
+    from .probes import background_mask
+    masks = [o["mask"] for o in q.read_objects(img)]
+    keep = background_mask(masks) if masks else torch.ones(img.shape[-2:], dtype=torch.bool)
+    return img[:, keep].mean(1)
+
+
+def cross_image(model, clip, vae, structure: str = "a red circle", appearance: str = "a blue square",
+                output: str = "", seed: int = 0, contrast: float = 1.67, start: float = 0.1, end: float = 0.9,
+                resolutions: str = "1/1, 1/2", blocks: str = "decoder", steps: int = STEPS, cfg: float = CFG) -> Dict:
+    """One run of the node; figures of its three rows (centroids as fractions of the image side).
+
+    ``offset``: the output object's centroid minus the structure object's, worst axis;
+    ``background``: mean RGB of each row's background; ``background_transfer``: how far the output's
+    background colour went from the structure's towards the appearance's (0 = not at all, 1 = all the way);
+    ``output_colour``: colour of the output row's largest object; ``structure_colour_share``:
+    pixels of the structure prompt's colour in the output over those of the appearance colour.
+    """
+    import importlib
+
+    import nodes as host_nodes
+
+    # the node from its module (run as `python -m shapes...` the pack is imported by quality.import_pack)
+    CrossImageAttention = importlib.import_module(q.PACK_NAME + ".nodes.appearance").CrossImageAttention
+    s_colour, a_colour = structure.split()[1], appearance.split()[1]
+    with torch.inference_mode():
+        m, pos, lat = CrossImageAttention().build(model, clip, structure, appearance, contrast, start, end,
+                                                  resolutions, blocks, SIZE, SIZE, output_prompt=output)
+        out = host_nodes.common_ksampler(m, seed, steps, cfg, "euler", "normal", pos, q.encode(clip, ""), lat)[0]
+        imgs = q.decode(vae, out["samples"])
+    o_s, o_a, o_out = _largest(imgs[0], s_colour), _largest(imgs[1], a_colour), _largest(imgs[2])
+    res: Dict = {"seed": seed, "structure_found": o_s is not None, "appearance_found": o_a is not None,
+                 "output_found": o_out is not None, "images": imgs}
+    labels = q.colour_labels(imgs[2])
+    names = list(q.data.COLOUR_NAMES)
+    s_px, a_px = int((labels == names.index(s_colour)).sum()), int((labels == names.index(a_colour)).sum())
+    res.update(structure_colour_px=s_px, appearance_colour_px=a_px)
+    if o_out is not None:
+        res.update(output_colour=o_out["colour"], output_shape=o_out["shape"])
+    if o_s is not None and o_out is not None:
+        dx = (o_out["cx"] - o_s["cx"]) / imgs.shape[-1]
+        dy = (o_out["cy"] - o_s["cy"]) / imgs.shape[-2]
+        inter = float((o_s["mask"] & o_out["mask"]).sum())
+        union = float((o_s["mask"] | o_out["mask"]).sum())
+        res.update(offset=max(abs(dx), abs(dy)), iou=inter / union, structure_shape=o_s["shape"])
+    bg = [_background(im) for im in imgs]
+    res.update(background=[[round(float(c), 4) for c in b] for b in bg])
+    gap = float((bg[0] - bg[1]).norm())
+    if gap > 0:  # fraction of the way from the structure's background colour to the appearance's
+        res["background_transfer"] = 1.0 - float((bg[2] - bg[1]).norm()) / gap
+    if o_a is not None and o_out is not None:
+        res["appearance_offset"] = max(abs(o_out["cx"] - o_a["cx"]), abs(o_out["cy"] - o_a["cy"])) / imgs.shape[-1]
+    return res
+
+
+def main(argv=None) -> None:
+    """Print the probe's figures over a few seeds and settings."""
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--structure", default="a red circle")
+    ap.add_argument("--appearance", default="a blue square")
+    ap.add_argument("--output", default="")
+    ap.add_argument("--contrast", type=float, nargs="*", default=[1.0, 1.67])
+    ap.add_argument("--start", type=float, default=0.1)
+    ap.add_argument("--end", type=float, nargs="*", default=[0.9])
+    ap.add_argument("--blocks", default="decoder")
+    args = ap.parse_args(argv)
+    from . import hostenv
+    hostenv.setup()
+    torch.set_num_threads(1)
+    from . import model as M
+    q.import_pack()
+    model, clip, vae = M.build()
+    for end in args.end:
+        for contrast in args.contrast:
+            for seed in range(args.seeds):
+                r = cross_image(model, clip, vae, args.structure, args.appearance, args.output, seed, contrast,
+                                args.start, end, blocks=args.blocks)
+                r.pop("images")
+                print(json.dumps(dict(r, contrast=contrast, end=end), default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()

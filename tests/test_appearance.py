@@ -1,0 +1,255 @@
+"""CrossImageAttention (Cross-Image Attention, Alaluf et al. 2024) on the tiny models and the shapes model.
+
+Host tests: the structure and appearance rows are bit-identical to a plain batched run of the
+same three rows (same conditioning, same latent); an empty step window is the plain model; the
+output row changes when on; contrast is a temperature on the swapped logits; the input MODEL
+is untouched; two inverted pictures come back as rows 0 and 1; bad inputs name node and input.
+
+Semantic test (shapes model, needs models/shapes): see the figures next to the tolerances.
+
+    python -m shapes.probes_appearance   # prints the semantic figures (from the repo root)
+"""
+import math
+import os
+
+import pytest
+import torch
+
+import harness
+from attention_motion.controllers.appearance import CrossImageController, in_window
+from attention_motion.core.controller import COND, UNCOND, AttnCall, RunInfo
+from attention_motion.host.router import find_router
+from attention_motion.nodes.appearance import CrossImageAttention
+
+SIZE, STEPS = 64, 4  # 8x8 latent: cheap, and both attention levels of the tiny model
+STRUCTURE, APPEARANCE = "a red cat sitting on a car", "a blue dog on a green lawn"
+
+
+def build(model, clip, contrast=1.67, start=0.0, end=1.0, resolutions="1/1, 1/2", blocks="decoder",
+          width=SIZE, height=SIZE, output_prompt="", latent=None, structure=STRUCTURE, appearance=APPEARANCE):
+    with torch.inference_mode():
+        return CrossImageAttention().build(model, clip, structure, appearance, contrast, start, end, resolutions,
+                                           blocks, width, height, output_prompt=output_prompt, latent=latent)
+
+
+def sample(model, clip, pos, lat, seed=3, steps=STEPS, cfg=5.0):
+    return harness.ksample(model, pos, harness.encode(clip, ""), lat, seed=seed, steps=steps, cfg=cfg)
+
+
+# -- the controller, pure tensors -------------------------------------------------------------------
+def _call(key=("output", 3, 0), level=0, progress=0.5, rows=3, chunk=COND):
+    return AttnCall(kind="self", key=key, chunk=chunk, chunk_index=0, rows=rows, heads=2, grid=(4, 4), level=level,
+                    latent_hw=(4, 4), run=RunInfo(step=1, progress=progress, sigma=1.0))
+
+
+@pytest.mark.core
+def test_controller_swaps_the_output_rows_queries_keys_and_values():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 16, 8) for _ in range(3))
+    ctrl = CrossImageController((0.0, 1.0), None, "decoder", contrast=2.0)
+    for chunk in (COND, UNCOND):  # both conditioning chunks
+        call = _call(chunk=chunk)
+        assert ctrl.wants_self(call)
+        q2, k2, v2 = ctrl.self_qkv(call, q, k, v)
+        assert torch.equal(q2[:2], q[:2]) and torch.equal(k2[:2], k[:2]) and torch.equal(v2[:2], v[:2])
+        assert torch.equal(q2[2], q[0] * 2.0)  # structure queries, times the contrast
+        assert torch.equal(k2[2], k[1]) and torch.equal(v2[2], v[1])  # appearance keys and values
+    assert ctrl.calls == 2
+    ctrl.reset()
+    assert ctrl.calls == 0
+
+
+@pytest.mark.core
+def test_controller_acts_only_in_its_window_levels_and_blocks():
+    ctrl = CrossImageController((0.2, 0.6), frozenset({0}), "decoder")
+    assert ctrl.wants_self(_call(progress=0.2)) and ctrl.wants_self(_call(progress=0.59))
+    assert not ctrl.wants_self(_call(progress=0.6))  # [start, end)
+    assert not ctrl.wants_self(_call(progress=0.1))
+    assert not ctrl.wants_self(_call(level=1))
+    assert not ctrl.wants_self(_call(key=("input", 1, 0)))
+    assert not ctrl.wants_self(_call(key=("middle", 0, 0)))
+    every = CrossImageController((0.0, 1.0), None, "all")
+    assert every.wants_self(_call(key=("input", 1, 0), level=3, progress=1.0))  # end 1 covers the last step
+    assert not in_window((0.5, 0.5), 0.5)  # start == end: an empty window
+    with pytest.raises(ValueError, match="needs exactly 3"):
+        every.self_qkv(_call(rows=2), *(torch.zeros(2, 16, 8) for _ in range(3)))
+
+
+@pytest.mark.core
+def test_contrast_is_a_temperature_that_sharpens_the_swapped_attention():
+    torch.manual_seed(1)
+    heads, d = 2, 4
+    q, k, v = (torch.randn(3, 16, heads * d) for _ in range(3))
+    entropies = []
+    for beta in (1.0, 1.67, 3.0):
+        q2, k2, _ = CrossImageController(contrast=beta).self_qkv(_call(), q, k, v)
+        qh = q2[2].reshape(16, heads, d).transpose(0, 1)
+        kh = k2[2].reshape(16, heads, d).transpose(0, 1)
+        probs = torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(d), -1)
+        qs, ka = q[0].reshape(16, heads, d).transpose(0, 1), k[1].reshape(16, heads, d).transpose(0, 1)
+        logits = qs @ ka.transpose(-1, -2) / math.sqrt(d)
+        assert torch.allclose(probs, torch.softmax(beta * logits, -1), atol=1e-6)
+        # the order of every query's weights is kept; the map gets sharper
+        assert torch.equal(probs.argsort(-1), torch.softmax(logits, -1).argsort(-1))
+        entropies.append(float(-(probs * probs.log()).sum(-1).mean()))
+    assert entropies[0] > entropies[1] > entropies[2], entropies
+
+
+# -- the node on the tiny model -----------------------------------------------------------------------
+
+
+@pytest.mark.host
+def test_node_outputs_rows_prompts_and_noise(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    m, pos, lat = build(model, clip, width=128, height=96)
+    assert lat["samples"].shape == (3, 4, 12, 16) and lat["batch_index"] == [0, 1, 0]
+    cond = pos[0][0]
+    assert cond.shape[0] == 3
+    one = [harness.encode(clip, p)[0][0] for p in (STRUCTURE, APPEARANCE)]
+    assert torch.equal(cond[0], one[0][0]) and torch.equal(cond[1], one[1][0])
+    assert torch.equal(cond[2], cond[0])  # output prompt left empty: the structure prompt
+    _, pos2, _ = build(model, clip, output_prompt="a green dog")
+    assert torch.equal(pos2[0][0][2], harness.encode(clip, "a green dog")[0][0][0])
+    assert find_router(model) is None and isinstance(find_router(m).controllers[-1], CrossImageController)
+
+
+@pytest.mark.host
+def test_structure_and_appearance_rows_are_a_plain_batch_and_the_output_changes(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    m, pos, lat = build(model, clip)
+    out = sample(m, clip, pos, lat)
+    ref = sample(model, clip, pos, lat)  # the unpatched model, same three rows
+    assert torch.equal(out[:2], ref[:2])
+    # sanity: same prompt, same noise (not bit-equal: another batch position rounds differently)
+    assert float((ref[2] - ref[0]).abs().max()) <= 1e-5 * float(ref[0].abs().max())
+    assert float((out[2] - ref[2]).abs().mean()) > 1e-3
+    ctrl = find_router(m).controllers[-1]
+    first = ctrl.calls
+    assert first > 0
+    again = sample(m, clip, pos, lat)  # nothing survives a run
+    assert torch.equal(again, out) and ctrl.calls == first
+
+
+@pytest.mark.host
+def test_an_empty_window_is_the_plain_model_and_contrast_changes_the_output(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    m, pos, lat = build(model, clip, start=0.5, end=0.5)
+    ref = sample(model, clip, pos, lat)
+    assert torch.equal(sample(m, clip, pos, lat), ref)
+    outs = {}
+    for contrast, blocks in ((1.0, "decoder"), (3.0, "all")):
+        m, pos, lat = build(model, clip, contrast=contrast, blocks=blocks)
+        outs[contrast] = sample(m, clip, pos, lat)
+        assert torch.equal(outs[contrast][:2], ref[:2])
+        assert float((outs[contrast][2] - ref[2]).abs().mean()) > 1e-3  # contrast 1: the swap alone changes it
+    assert float((outs[1.0][2] - outs[3.0][2]).abs().mean()) > 1e-4
+    # a window starting half way: the first half of the run is the plain one
+    m, pos, lat = build(model, clip, start=0.5, end=1.0)
+    assert float((sample(m, clip, pos, lat)[2] - ref[2]).abs().mean()) > 1e-4
+
+
+@pytest.mark.host
+def test_the_input_model_is_left_untouched(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    pos = harness.encode(clip, STRUCTURE)
+    before = sample(model, clip, pos, harness.empty_latent(SIZE, SIZE, 1))
+    options = repr(model.model_options)
+    m, _, _ = build(model, clip)
+    assert m is not model and repr(model.model_options) == options and find_router(model) is None
+    assert torch.equal(sample(model, clip, pos, harness.empty_latent(SIZE, SIZE, 1)), before)
+
+
+@pytest.mark.host
+def test_a_latent_of_the_wrong_row_count_is_refused_while_sampling(tiny_sd15):
+    model, clip, _ = tiny_sd15
+    m, pos, _ = build(model, clip)
+    with pytest.raises(ValueError, match=r"CrossImageAttention: the sampler's latent has 2 rows per prompt"):
+        sample(m, clip, harness.encode(clip, STRUCTURE), harness.empty_latent(SIZE, SIZE, 2))
+
+
+@pytest.mark.host
+def test_two_inverted_pictures_are_the_structure_and_appearance_rows(tiny_sd15):
+    from attention_motion.nodes.inversion import DiffusionInversion
+    model, clip, _ = tiny_sd15
+    neg = harness.encode(clip, "")
+    pics = torch.cat([harness.ksample(model, harness.encode(clip, p), neg, harness.empty_latent(SIZE, SIZE, 1),
+                                      seed=s, steps=STEPS) for p, s in ((STRUCTURE, 41), (APPEARANCE, 42))])
+    with torch.inference_mode():
+        _, inv = DiffusionInversion().invert(model, harness.encode(clip, "a photo"), {"samples": pics}, "euler",
+                                             "normal", STEPS, 1.0, "direct")
+    m, pos, lat = build(model, clip, latent=inv)
+    assert lat["samples"].shape[0] == 3 and "attention_inversion" not in lat
+    out = sample(m, clip, pos, lat, seed=977)
+    rel = [float((out[i] - pics[i]).pow(2).mean().sqrt() / pics[i].pow(2).mean().sqrt()) for i in (0, 1)]
+    assert max(rel) <= 1e-5, rel  # direct inversion: the pictures come back to float rounding
+    assert float((out[2] - pics[0]).pow(2).mean().sqrt() / pics[0].pow(2).mean().sqrt()) > 1e-3
+    with pytest.raises(ValueError, match=r"CrossImageAttention: input 'latent' holds 1 picture\(s\); connect two"):
+        build(model, clip, latent={"samples": pics[:1]})
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("kw,match", [
+    ({"contrast": 0.5}, r"CrossImageAttention: input 'contrast' is 0.5, but it must lie between 1.0 and 3.0"),
+    ({"contrast": float("nan")}, r"CrossImageAttention: input 'contrast' is nan; use a finite number"),
+    ({"start": 0.8, "end": 0.2}, r"CrossImageAttention: input 'start' \(0.8\) is after 'end' \(0.2\)"),
+    ({"end": 1.5}, r"CrossImageAttention: input 'end' is 1.5, but it must lie between 0.0 and 1.0"),
+    ({"resolutions": "1/3"}, r"CrossImageAttention: input 'resolutions': resolution '1/3' must be 1/1, 1/2"),
+    ({"resolutions": "1/8"}, r"CrossImageAttention: input 'resolutions' is '1/8', but the model has no cross-attention"),
+    ({"blocks": "middle"}, r"CrossImageAttention: input 'blocks' is 'middle'; use one of decoder, all"),
+    ({"width": 100}, r"CrossImageAttention: input 'width' is 100; use a multiple of 8"),
+    ({"structure": "  "}, r"CrossImageAttention: input 'structure_prompt' is empty"),
+    ({"appearance": 5}, r"CrossImageAttention: input 'appearance_prompt' is 5 \(int\); use text"),
+    ({"output_prompt": "(" * 30 + "cat"}, r"CrossImageAttention: input 'output_prompt' nests brackets"),
+    ({"latent": {"samples": torch.zeros(3, 4, 16, 16)}}, r"CrossImageAttention: input 'latent' holds 3 picture"),
+])
+def test_bad_inputs_name_the_node_and_the_input(tiny_sd15, kw, match):
+    model, clip, _ = tiny_sd15
+    with pytest.raises(ValueError, match=match):
+        build(model, clip, **kw)
+
+
+# -- semantic: the shapes model ------------------------------------------------------------------------
+WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "shapes")
+
+
+@pytest.fixture(scope="module")
+def shapes(host, pack):
+    if not os.path.isfile(os.path.join(WEIGHTS, "unet.safetensors")):
+        pytest.skip("shapes model weights are not in models/shapes")
+    node = pack.NODE_CLASS_MAPPINGS["ShapesModelLoader"]()
+    model, clip, vae = getattr(node, node.FUNCTION)()
+    return model, clip, vae
+
+
+# Figures from `python -m shapes.probes_appearance` (structure "a red circle", appearance "a blue
+# square", output prompt = the structure prompt, contrast 1.67, window [0.1, 0.9), "1/1, 1/2",
+# decoder; euler / normal, 16 steps, cfg 5), seeds 0, 1, 2 (seed 3 in brackets):
+#   output object's centroid - structure object's, worst axis: 0.016, 0.020, 0.018 (0.014)
+#   output object's centroid - appearance object's, worst axis: 0.223, 0.355, 0.377 (0.260)
+#   IoU of the output and structure objects: 0.79, 0.55, 0.78 (0.65): the object is redrawn, in place
+#   output pixels of the appearance colour (blue): 0, 0, 0 (0); object colour: red every seed
+#   background colour moved from the structure's towards the appearance's: 0.002, 0.055, 0.063 (0.036)
+# On this model an object's colour is bound to its colour word through cross-attention: the
+# swapped self-attention does not carry the appearance object's colour (nor does it with an empty
+# output prompt: the output then loses its object). What it does carry is the layout (the output
+# object stays where the structure's is) and, weakly, the background tone.
+SEMANTIC_SEEDS = (0, 1, 2)
+LAYOUT_TOL = 0.04         # measured at most 0.020
+AWAY_MIN = 0.15           # measured at least 0.223
+TRANSFER_MEAN_MIN = 0.02  # measured mean 0.040 (seeds 0-2); every seed >= 0 (0.002 at least)
+
+
+@pytest.mark.semantic
+def test_the_output_keeps_the_structure_layout_and_moves_towards_the_appearance_background(shapes):
+    from attention_motion.shapes import probes_appearance as probe
+    model, clip, vae = shapes
+    rows = [probe.cross_image(model, clip, vae, seed=s) for s in SEMANTIC_SEEDS]
+    for r in rows:
+        r.pop("images")
+        assert r["structure_found"] and r["appearance_found"] and r["output_found"], r
+        assert r["offset"] <= LAYOUT_TOL, r
+        assert r["appearance_offset"] >= AWAY_MIN, r
+        assert r["output_shape"] == r["structure_shape"] and r["output_colour"] == "red", r
+        assert r["background_transfer"] >= 0.0, r
+    mean = sum(r["background_transfer"] for r in rows) / len(rows)
+    assert mean >= TRANSFER_MEAN_MIN, [r["background_transfer"] for r in rows]
