@@ -97,7 +97,7 @@ class CrossImageAttention:
             },
             "optional": {
                 "output_prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "Prompt of the output row (row 2); empty = the structure prompt (as the paper). At most 2000 characters."}),
-                "latent": ("LATENT", {"tooltip": "Optional: two pictures' latents, the structure picture then the appearance picture (Batch Images -> VAE Encode -> Diffusion Inversion). Rows 0 and 1 are then your pictures; width and height are the pictures'."}),
+                "latent": ("LATENT", {"tooltip": "Optional: two pictures from Diffusion Inversion, structure then appearance (Batch Images before VAE Encode); rows 0 and 1 are then your pictures."}),
             },
         }
 
