@@ -33,23 +33,31 @@ def _chunks(clip, name: str, prompt: str) -> int:
     return n
 
 
-def picture_pair_rows(latent: dict) -> dict:
-    """The three sampler rows of a LATENT holding two pictures: structure, appearance, structure
-    again (the output row), each with its picture's initial noise (``batch_index``) and noise mask.
-    The inversion's path is not copied (the node puts its own guide on the MODEL)."""
+def picture_rows_of(latent: dict) -> tuple[dict, RowPlan]:
+    """The three sampler rows made from a LATENT of one or two pictures, and the rows' plan.
+
+    Two pictures: structure, appearance, structure again (the output row), each with its
+    picture's initial noise (``batch_index``) and noise mask. One picture: it is the structure
+    row (and the output row's start); the appearance row is a new generation of its prompt, with
+    noise of its own and no guide (a free row). The inversion's path is not copied (the node puts
+    its own guide on the MODEL)."""
     samples = latent["samples"]
-    if samples.shape[0] != PICTURES:
+    if samples.shape[0] not in (1, PICTURES):
         raise ValueError(
-            f"{NODE}: input 'latent' holds {samples.shape[0]} picture(s); connect two: the structure picture "
-            "first, then the appearance picture (Batch Images before VAE Encode, or Latent Batch), inverted "
-            "together by Diffusion Inversion. Leave 'latent' unconnected to generate both rows from the prompts.")
+            f"{NODE}: input 'latent' holds {samples.shape[0]} pictures; connect one (the structure picture; the "
+            "appearance row then comes from its prompt) or two: the structure picture first, then the appearance "
+            "picture (Batch Images before VAE Encode), inverted together by Diffusion Inversion.")
+    index = list(latent.get("batch_index") or range(samples.shape[0]))
+    if samples.shape[0] == 1:
+        free = torch.zeros_like(samples[:1])  # a new generation: the sampler's noise on an empty latent
+        rows = {"samples": torch.cat([samples[:1], free, samples[:1]]), "batch_index": [index[0], index[0] + 1, index[0]]}
+        return rows, RowPlan((0, 0, 0), (0, 0, 0), frozenset({1}))
     order = [0, 1, 0]
-    index = list(latent.get("batch_index") or range(PICTURES))
     out = {"samples": samples[order].clone(), "batch_index": [index[i] for i in order]}
     mask = latent.get("noise_mask")
     if isinstance(mask, torch.Tensor):
         out["noise_mask"] = mask[order] if mask.dim() >= 3 and mask.shape[0] == PICTURES else mask
-    return out
+    return out, RowPlan((0, 1, 0), (0, 1, 0))
 
 
 class CrossImageAttention:
@@ -65,8 +73,8 @@ class CrossImageAttention:
         "the structure row and its keys and values from the appearance row; rows 0 and 1 are untouched "
         "(exactly a plain batched run of their prompts). The structure and output rows share the initial "
         "noise. contrast sharpens the swapped attention (a temperature on its logits; 1 = none). "
-        "With 'latent' from Diffusion Inversion holding two pictures (structure, then appearance), both "
-        "rows are your pictures. Sample with a deterministic sampler (euler, ddim; with an inverted "
+        "With 'latent' from Diffusion Inversion holding one picture, it is the structure row (the appearance "
+        "row comes from its prompt); holding two (structure, then appearance), both rows are your pictures. Sample with a deterministic sampler (euler, ddim; with an inverted "
         "latent: the inversion's sampler, scheduler, steps and denoise)."
     )
     CATEGORY = CATEGORY
@@ -97,7 +105,7 @@ class CrossImageAttention:
             },
             "optional": {
                 "output_prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "Prompt of the output row (row 2); empty = the structure prompt (as the paper). At most 2000 characters."}),
-                "latent": ("LATENT", {"tooltip": "Optional: two pictures from Diffusion Inversion, structure then appearance (Batch Images before VAE Encode); rows 0 and 1 are then your pictures."}),
+                "latent": ("LATENT", {"tooltip": "Optional, from Diffusion Inversion: one picture (the structure row) or two (structure, then appearance; Batch Images before VAE Encode)."}),
             },
         }
 
@@ -120,13 +128,13 @@ class CrossImageAttention:
         chunks = max(_chunks(clip, n, p) for n, p in zip(names, prompts))
 
         trajectory = trajectory_of(latent, NODE)
+        plan = None
         if latent is not None:
-            rows = picture_pair_rows(latent)
+            rows, plan = picture_rows_of(latent)
         else:
             rows = {**empty_latent(len(ROW_ORDER), width, height), "batch_index": [0, 1, 0]}
         patched = install(model, CrossImageController(window, levels, blocks, float(contrast), NODE), NODE)
-        plan = RowPlan((0, 1, 0), (0, 1, 0)) if trajectory is not None else None
-        install_guide(patched, trajectory, plan, NODE)
+        install_guide(patched, trajectory, plan if trajectory is not None else None, NODE)
         positive = encode_rows(clip, prompts, chunks)
         return (patched, positive, rows)
 

@@ -296,6 +296,20 @@ register("p2p replace + local blend batched", 2)(
     lambda b: _p2p(b, "replace", "a red triangle and a blue square", blend=True, source_pass="batched"))
 
 
+@register("style aligned", 3)
+def style_case(b: Bench):
+    """Rows 1.. attend to twice the keys (theirs and the reference's); against a plain batch of 3."""
+    return lambda: call_node("StyleAligned", model=b.model, clip=b.clip, width=b.size, height=b.size,
+                             prompts=f"{b.prompt}\na red triangle and a blue square\na green circle")
+
+
+@register("cross-image attention", 3)
+def cross_image_case(b: Bench):
+    """The output row's decoder self-attention swapped (no extra attention); against a plain batch of 3."""
+    return lambda: call_node("CrossImageAttention", model=b.model, clip=b.clip, structure_prompt=b.prompt,
+                             appearance_prompt="a green triangle", width=b.size, height=b.size)
+
+
 def _frames(schedule: str, cross_frame: str, **extra):
     def factory(b: Bench, n: int):
         def make():

@@ -496,8 +496,8 @@ output attends with the structure image's queries to the appearance image's keys
 - contrast: sharpens that attention (1 = none; the paper's 1.67).
 - start / end, resolutions, blocks: where it acts (the paper: the decoder's two finest levels).
 - output_prompt: empty = the structure prompt.
-- latent (optional): two pictures (structure, then appearance) inverted together by Diffusion
-  Inversion; rows 0 and 1 are then your pictures.
+- latent (optional): Diffusion Inversion of one picture (the structure row) or of two
+  (structure, then appearance); the picture rows are then your pictures.
 
 The saved images: structure, appearance, output.
 """),

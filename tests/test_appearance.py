@@ -183,8 +183,17 @@ def test_two_inverted_pictures_are_the_structure_and_appearance_rows(tiny_sd15):
     rel = [float((out[i] - pics[i]).pow(2).mean().sqrt() / pics[i].pow(2).mean().sqrt()) for i in (0, 1)]
     assert max(rel) <= 1e-5, rel  # direct inversion: the pictures come back to float rounding
     assert float((out[2] - pics[0]).pow(2).mean().sqrt() / pics[0].pow(2).mean().sqrt()) > 1e-3
-    with pytest.raises(ValueError, match=r"CrossImageAttention: input 'latent' holds 1 picture\(s\); connect two"):
-        build(model, clip, latent={"samples": pics[:1]})
+
+    # one picture: the structure row; the appearance row is a new generation of its prompt (free row)
+    with torch.inference_mode():
+        _, one = DiffusionInversion().invert(model, harness.encode(clip, "a photo"), {"samples": pics[:1]}, "euler",
+                                             "normal", STEPS, 1.0, "direct")
+    m, pos, lat = build(model, clip, latent=one)
+    out = sample(m, clip, pos, lat, seed=977)
+    assert float((out[0] - pics[0]).pow(2).mean().sqrt() / pics[0].pow(2).mean().sqrt()) <= 1e-5
+    assert float((out[1] - pics[0]).pow(2).mean().sqrt() / pics[0].pow(2).mean().sqrt()) > 0.1  # not guided
+    again = sample(m, clip, pos, lat, seed=5)  # the appearance row follows the sampler's noise, row 0 does not
+    assert torch.allclose(again[0], out[0], atol=1e-5) and (again[1] - out[1]).abs().max() > 1e-2
 
 
 @pytest.mark.host
@@ -200,7 +209,7 @@ def test_two_inverted_pictures_are_the_structure_and_appearance_rows(tiny_sd15):
     ({"structure": "  "}, r"CrossImageAttention: input 'structure_prompt' is empty"),
     ({"appearance": 5}, r"CrossImageAttention: input 'appearance_prompt' is 5 \(int\); use text"),
     ({"output_prompt": "(" * 30 + "cat"}, r"CrossImageAttention: input 'output_prompt' nests brackets"),
-    ({"latent": {"samples": torch.zeros(3, 4, 16, 16)}}, r"CrossImageAttention: input 'latent' holds 3 picture"),
+    ({"latent": {"samples": torch.zeros(3, 4, 16, 16)}}, r"CrossImageAttention: input 'latent' holds 3 pictures; connect one"),
 ])
 def test_bad_inputs_name_the_node_and_the_input(tiny_sd15, kw, match):
     model, clip, _ = tiny_sd15
