@@ -262,3 +262,14 @@ def test_the_output_keeps_the_structure_layout_and_moves_towards_the_appearance_
         assert r["background_transfer"] >= 0.0, r
     mean = sum(r["background_transfer"] for r in rows) / len(rows)
     assert mean >= TRANSFER_MEAN_MIN, [r["background_transfer"] for r in rows]
+
+
+@pytest.mark.host
+def test_sdxl_structure_and_appearance_rows_are_plain(tiny_sdxl):
+    model, clip = tiny_sdxl
+    m, pos, lat = build(model, clip, resolutions="all", blocks="all")
+    assert pos[0][1]["pooled_output"].shape[0] == 3
+    out = sample(m, clip, pos, lat, steps=3)
+    ref = sample(model, clip, pos, lat, steps=3)
+    assert torch.equal(out[:2], ref[:2])
+    assert (out[2] - ref[2]).abs().max() > 1e-3
