@@ -5,6 +5,10 @@ mean over heads and layers and the steps so far, summed over the words' tokens; 
 (dilation), upsampled to the latent, divided by its maximum, ``> threshold``; union of the
 source row's mask and each target row's. "Subtract" words remove their own (unpooled) region.
 
+Given mask (``region``, e.g. a word's mask from SelfSegmentation): the region is that mask instead
+(:func:`region_mask`: resampled to the latent by area, ``>= 0.5``, dilated by max-pooling
+``dilation`` latent cells), the same for every row; no cross-attention map is computed.
+
 Blending, from progress ``start`` on (``x_r <- x_src + mask_r * (x_r - x_src)`` for target rows):
 
 * :meth:`LocalBlendController.model_input`: the latent rows the model sees at every evaluation,
@@ -44,6 +48,16 @@ def blend_masks(words: torch.Tensor, size: tuple[int, int], threshold: float, di
     return mask.float()
 
 
+def region_mask(region: torch.Tensor, size: tuple[int, int], dilation: int) -> torch.Tensor:
+    """Binary float mask ``[H, W]`` at latent ``size`` from a mask ``[h, w]`` (e.g. image size):
+    area resampling, ``>= 0.5``, then dilation by max-pooling ``dilation`` cells."""
+    m = F.interpolate(region.float()[None, None], size=tuple(size), mode="area")
+    m = (m >= 0.5).float()
+    if dilation > 0:
+        m = F.max_pool2d(m, kernel_size=2 * dilation + 1, stride=1, padding=dilation)
+    return m[0, 0]
+
+
 def blend_rows(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``x_r = x_0 + mask_r * (x_r - x_0)`` for rows r >= 1 of ``[rows, C, H, W]`` (binary mask: exact)."""
     inside = mask[1:, None] > 0.5
@@ -54,8 +68,11 @@ class LocalBlendController(Controller):
     """Accumulates the words' maps; blends target rows towards the source outside the mask."""
 
     def __init__(self, rows: int, word_tokens: list[list[int]], subtract_tokens: list[list[int]] | None,
-                 levels: frozenset[int], threshold: float, dilation: int, start: float):
+                 levels: frozenset[int], threshold: float, dilation: int, start: float,
+                 region: torch.Tensor | None = None):
+        """``region``: a fixed mask ``[h, w]`` used instead of the words' attention (None: attention)."""
         self.rows = rows
+        self.region = None if region is None else region.detach().float().cpu()
         self.word_tokens = word_tokens
         self.subtract_tokens = subtract_tokens
         self.levels = frozenset(levels)
@@ -74,7 +91,7 @@ class LocalBlendController(Controller):
 
     # -- maps ------------------------------------------------------------------------------
     def wants_cross(self, call: AttnCall) -> bool:
-        if not call.is_cond:
+        if not call.is_cond or self.region is not None:
             return False
         self.levels_seen.add(call.level)
         return call.level in self.levels
@@ -105,7 +122,13 @@ class LocalBlendController(Controller):
         return probs
 
     def mask(self, size: tuple[int, int]) -> torch.Tensor | None:
-        """The current mask ``[rows, H, W]`` (maps of every step so far), or None before any map."""
+        """The current mask ``[rows, H, W]`` (maps of every step so far, or the given region), or None
+        before any map."""
+        if self.region is not None:
+            if self._mask_cache is None or self._mask_cache[0] != tuple(size):
+                m = region_mask(self.region, size, self.dilation)
+                self._mask_cache = (tuple(size), m[None].expand(self.rows, *m.shape).contiguous())
+            return self._mask_cache[1]
         mean = None if self.acc is None else self.acc.mean()
         if mean is None:
             return None

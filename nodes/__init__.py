@@ -1,7 +1,7 @@
 """Node definitions (thin): inputs, validation, building controllers, wiring."""
-from . import appearance, blend, capture, clip_output, inversion, motion, p2p, region, shapes, style
+from . import appearance, blend, capture, clip_output, inversion, motion, p2p, region, segment, shapes, style
 
-_MODULES = (capture, motion, clip_output, p2p, region, shapes, blend, inversion, style, appearance)
+_MODULES = (capture, motion, clip_output, p2p, region, shapes, blend, inversion, style, appearance, segment)
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}

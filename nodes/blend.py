@@ -44,7 +44,9 @@ class LocalBlend:
         "'subtract_words'. From 'start' (fraction of the steps) on, outside the mask every target row is set "
         "to the source row: in the latent the model sees at each step and in each step's x0 prediction, so "
         "the final latent's background is the source's. Connect the sampler's LATENT to 'Local Blend Mask' "
-        "to get the final mask."
+        "to get the final mask. Optional 'mask' (e.g. the word masks of Self Segmentation Masks): their union is "
+        "the region instead of the attention map (resampled to the latent, >= 0.5, dilated by 'dilation' latent "
+        "cells); 'words', 'subtract_words' and 'threshold' are then not used."
     )
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL", BLEND_TYPE)
@@ -60,17 +62,26 @@ class LocalBlend:
                 "words": ("STRING", {"default": "cat, dog", "tooltip": "Comma-separated words (of the source and/or target prompts) whose region may change."}),
                 "subtract_words": ("STRING", {"default": "", "tooltip": "Optional words whose region is kept from the source even inside the mask."}),
                 "threshold": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "0-1: mask cut-off on the normalised attention map; lower = larger edited region."}),
-                "dilation": ("INT", {"default": 1, "min": 0, "max": 8, "tooltip": "0-8 attention cells: grow the mask by max-pooling."}),
+                "dilation": ("INT", {"default": 1, "min": 0, "max": 8, "tooltip": "0-8 attention cells (latent cells with 'mask'): grow the mask by max-pooling."}),
                 "start": ("FLOAT", {"default": 0.2, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "From this fraction of the steps on, outside the mask the targets are set to the source."}),
                 "resolution": ("STRING", {"default": "1/4", "tooltip": "Fraction of the latent side whose attention builds the mask (default '1/4': the 16x16 layers at 512 px)."}),
-            }
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "Optional region MASK (e.g. the masks output of Self Segmentation Masks; several masks: their union) used instead of the words' cross-attention; the same region for every row."}),
+            },
         }
 
-    def build(self, model, clip, words, subtract_words, threshold, dilation, start, resolution):
+    def build(self, model, clip, words, subtract_words, threshold, dilation, start, resolution, mask=None):
         check_inputs(self, locals())
         check_range(NODE, "threshold", threshold, 0.0, 1.0)
         check_range(NODE, "start", start, 0.0, 1.0)
         check_range(NODE, "dilation", dilation, 0, 64)
+        region = None
+        if mask is not None:
+            masks = mask.reshape(-1, *mask.shape[-2:]).float().cpu()
+            if not bool(torch.isfinite(masks).all()):
+                raise ValueError(f"{NODE}: input 'mask' holds NaN or infinite values; connect a MASK with values 0 to 1.")
+            region = (masks >= 0.5).any(dim=0).float()
         try:
             levels = parse_levels(resolution)
         except ValueError as e:
@@ -82,6 +93,10 @@ class LocalBlend:
         if p2p is None:
             raise ValueError(f"{NODE}: input 'model' has no Prompt-to-Prompt edit; connect the MODEL output of P2PReplace.")
         prompts = [p2p.prompts.source] + list(p2p.prompts.targets)
+        if region is not None:
+            blend = LocalBlendController(len(prompts), [[] for _ in prompts], None, frozenset({0}), threshold,
+                                         dilation, start, region)
+            return (install(model, blend, NODE), blend)
         entries = parse_word_list(words)
         if not entries:
             raise ValueError(f"{NODE}: input 'words' is empty; give the edited words (source and/or target), "

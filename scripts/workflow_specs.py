@@ -504,9 +504,44 @@ The saved images: structure, appearance, output.
     ],
 )
 
+SEGMENT_PROMPT = "a photo of a red apple and a banana on a wooden table"
+
+self_segmentation = Workflow(
+    "self_segmentation",
+    "Self-segmentation: the image's parts found from the model's self-attention and labelled with the "
+    "prompt's words; one mask per word and a label image.",
+    SD15,
+    _base(SEGMENT_PROMPT) + [
+        Node(5, "SelfSegmentation", 1, {"prompt": SEGMENT_PROMPT, "words": "apple, banana, table", "clusters": 10,
+                                        "threshold": 0.15, "resolution": "auto", "start": 0.3, "end": 1.0},
+             {"model": (1, 0), "clip": (1, 1)}),
+        _sampler(6, 2, (5, 0), (4, 0)),
+        *_decode_save(7, 3, (6, 0), "attention_motion/self_segmentation"),
+        Node(9, "SelfSegmentationMasks", 3, {}, {"segments": (5, 1), "image": (7, 0)}),
+        Node(10, "SaveImage", 4, {"filename_prefix": "attention_motion/self_segmentation_labels"}, {"images": (9, 1)}),
+        Node(11, "MaskToImage", 4, {}, {"mask": (9, 0)}),
+        Node(12, "PreviewImage", 5, {}, {"images": (11, 0)}),
+        note(20, 0, """
+Self Segmentation records the self-attention of one grid (and the words' cross-attention) while
+sampling; Self Segmentation Masks then groups the image's cells by their self-attention features
+(K-means, 'clusters' groups) and labels each group with the word whose cross-attention it holds
+most, or background.
+
+- prompt: the same text as the Positive prompt; words: one mask per word, in this order.
+- clusters: groups before labelling (well over the number of objects + 1).
+- threshold: a group takes a word only when that word's map (scaled 0 to 1) averages this much in it.
+- resolution: 'auto' (the finest grid of at most 32x32 cells) or one fraction such as '1/4'.
+- start / end: the steps whose attention is averaged.
+
+Masks node: connect the decoded IMAGE (it runs after sampling, at the image's size). Its masks
+feed Local Blend's or Region Attention's 'mask' input.
+"""),
+    ],
+)
+
 SPECS = [capture_heatmaps, token_shift, word_swap, refine, reweight, local_blend, motion_clip_variation,
          motion_clip_incremental, p2p_shift_stack, region_attention, edit_my_photo, animate_my_photo,
-         style_aligned, cross_image_attention]
+         style_aligned, cross_image_attention, self_segmentation]
 
 
 def available(object_info: dict) -> list:

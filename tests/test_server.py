@@ -238,6 +238,9 @@ def latent_rows(api: dict, link) -> int:
         return latent_rows(api, inputs["mask"])
     if kind == "LocalBlendMask":
         return latent_rows(api, inputs["latent"])
+    if kind == "SelfSegmentationMasks":  # masks (slot 0): one per word and row; labels: one per row
+        words = [w for w in api[inputs["segments"][0]]["inputs"]["words"].split(",") if w.strip()]
+        return latent_rows(api, inputs["image"]) * (len(words) if link[1] == 0 else 1)
     raise AssertionError(f"no row count rule for node {nid} ({kind})")
 
 
