@@ -67,7 +67,7 @@ class LocalBlend:
                 "resolution": ("STRING", {"default": "1/4", "tooltip": "Fraction of the latent side whose attention builds the mask (default '1/4': the 16x16 layers at 512 px)."}),
             },
             "optional": {
-                "mask": ("MASK", {"tooltip": "Optional region MASK (e.g. the masks output of Self Segmentation Masks; several masks: their union) used instead of the words' cross-attention; the same region for every row."}),
+                "mask": ("MASK", {"tooltip": "Optional: masks (e.g. from Self Segmentation Masks) whose union is the edited region instead of the attention mask; words and threshold are then unused."}),
             },
         }
 

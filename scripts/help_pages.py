@@ -114,14 +114,14 @@ ERRORS: dict[str, list[tuple[str, str]]] = {
         ("but the model has no cross-attention at", "Pick levels from the message (SD1.5: 1/1 to 1/8; SDXL: 1/2, 1/4), or `all`."),
     ],
     "CrossImageAttention": [
-        ("picture(s); connect two", "Batch the structure picture and the appearance picture (Batch Images before VAE Encode), invert them together with Diffusion Inversion, and connect its LATENT; or leave `latent` out."),
+        ("pictures; connect one", "Batch the structure picture and the appearance picture (Batch Images before VAE Encode), invert them together with Diffusion Inversion, and connect its LATENT; or leave `latent` out."),
         ("rows per prompt, but cross-image attention", "Sample the LATENT and the positive CONDITIONING this node returns (3 rows)."),
         ("but the model has no cross-attention at", "Pick levels from the message (SD1.5: 1/1 to 1/8; SDXL: 1/2, 1/4), or `all`."),
     ],
     "SelfSegmentation": [
         ("is not in the prompt", "Use words of the prompt (the message lists them), separated by commas."),
-        ("give 'auto' or one fraction", "`resolution` is `auto` or one fraction of the latent side, such as `1/4`."),
-        ("but the model has no attention at", "Pick a level from the message, or `auto`."),
+        ("one fraction of the latent side such as '1/4'", "`resolution` is `auto` or one fraction of the latent side, such as `1/4`."),
+        ("Use one of those or 'auto'", "Pick a level from the message, or `auto`."),
     ],
     "SelfSegmentationMasks": [
         ("nothing recorded", "Sample with Self Segmentation's MODEL and connect that sampler's decoded IMAGE here; check `start`, `end` and `resolution`."),
