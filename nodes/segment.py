@@ -35,9 +35,9 @@ class SelfSegmentation:
                 "clip": ("CLIP", {"tooltip": "The CLIP of the same checkpoint: used to find the words' tokens in the prompt."}),
                 "prompt": ("STRING", {"multiline": True, "default": "a red circle and a blue square", "tooltip": "The prompt given to the positive CLIP Text Encode (needed to find the words' tokens)."}),
                 "words": ("STRING", {"default": "circle, square", "tooltip": "Comma-separated words of the prompt to label segments with (an entry may hold several words). Each word gets one output mask, in this order."}),
-                "clusters": ("INT", {"default": 10, "min": 2, "max": MAX_CLUSTERS, "tooltip": "2-16: number of K-means segments before labelling (several segments may take the same word or background). Use well over objects + 1: background and object edges take segments of their own."}),
+                "clusters": ("INT", {"default": 10, "min": 2, "max": MAX_CLUSTERS, "tooltip": "K-means groups (2-16) before labelling; use well over the number of objects + 1 (default 10)."}),
                 "threshold": ("FLOAT", {"default": 0.15, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "0-1: a segment takes a word only if that word's cross-attention map (scaled to 0..1) averages at least this inside the segment; else it is background."}),
-                "resolution": ("STRING", {"default": "auto", "tooltip": "Attention grid to segment at: 'auto' (the finest grid of at most 32x32 cells, e.g. 1/2 of the latent at 512 px on SD1.5) or one fraction of the latent side such as '1/4'. Up to 64x64 cells."}),
+                "resolution": ("STRING", {"default": "auto", "tooltip": "Grid to segment at: 'auto' (the finest of at most 32x32 cells) or one fraction of the latent side such as '1/4' (at most 64x64 cells)."}),
                 "start": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Start of the step window, as a fraction of the sampling steps (0 = first step): attention is averaged from here."}),
                 "end": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "End of the step window, as a fraction of the sampling steps (1 = last step)."}),
             }
