@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from ..core.controller import AttnCall, Controller
+from .style import block_matches
 
 STRUCTURE, APPEARANCE, OUTPUT = 0, 1, 2
 ROWS = 3
@@ -63,7 +64,7 @@ class CrossImageController(Controller):
 
     def acts_on(self, call: AttnCall) -> bool:
         """True if ``call`` is a self-attention of a chosen block and level inside the window."""
-        if self.blocks == "decoder" and call.key[0] != "output":
+        if not block_matches(self.blocks, call.key):
             return False
         if self.levels is not None and call.level not in self.levels:
             return False

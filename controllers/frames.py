@@ -52,8 +52,7 @@ class CrossFrameController(Controller):
     def _in_window(self, call: AttnCall) -> bool:
         if self.own_window is None or (self.layout == "frames" and not self.moving_rows):
             return False
-        lo, hi = self.own_window
-        return lo - 1e-9 <= call.run.progress <= hi + 1e-9
+        return call.run.within(self.own_window)
 
     def sources(self, call: AttnCall) -> list[list[int]]:
         """For every row, the rows whose keys/values it attends to (the same count for all rows).

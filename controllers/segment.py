@@ -192,9 +192,8 @@ class SegmentRecorder(Controller):
         self.source = source
         self.threshold = float(threshold)
         self.iterations = int(iterations)
-        self.runs = 0
+        self.runs = -1  # reset() counts the runs: 0 until the first one starts
         self.reset()
-        self.runs = 0
 
     def __deepcopy__(self, memo):  # run state shared by the model clones of one graph node
         return self
@@ -214,10 +213,6 @@ class SegmentRecorder(Controller):
         self.result: Segmentation | None = None
 
     # -- recording -------------------------------------------------------------------------------
-    def _in_window(self, call: AttnCall) -> bool:
-        lo, hi = self.window
-        return lo - 1e-9 <= call.run.progress <= hi + 1e-9
-
     def _target(self, latent_hw: tuple[int, int]) -> int:
         if self.level is not None:
             return self.level
@@ -249,7 +244,7 @@ class SegmentRecorder(Controller):
         if not call.is_cond:
             return False
         self._track(call)
-        return call.level == self.target_level and self._in_window(call)
+        return call.level == self.target_level and call.run.within(self.window)
 
     def self_output(self, call, q, k, v, out, attend):
         """Accumulate this chunk's self-attention map (or queries); return ``out`` unchanged."""
@@ -274,7 +269,7 @@ class SegmentRecorder(Controller):
         if not call.is_cond:
             return False
         self._track(call)
-        return self._in_window(call)
+        return call.run.within(self.window)
 
     def cross(self, call: AttnCall, probs: torch.Tensor) -> torch.Tensor:
         """Accumulate the words' maps at the recorded grid; return ``probs`` unchanged."""

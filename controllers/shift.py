@@ -157,9 +157,7 @@ class ShiftController(Controller):
                 f"output to the sampler, or set 'reference' to 'none'.")
 
     def _active(self, call: AttnCall) -> bool:
-        lo, hi = self.window
-        in_window = lo - 1e-9 <= call.run.progress <= hi + 1e-9
-        return call.is_cond and in_window and (self.levels is None or call.level in self.levels)
+        return call.is_cond and call.run.within(self.window) and (self.levels is None or call.level in self.levels)
 
     def _moves(self, row: int, rows: int) -> bool:
         """True when the row's map differs from its own unedited map."""

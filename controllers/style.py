@@ -58,8 +58,7 @@ class SharedStyle(Controller):
         return self
 
     def wants_self_output(self, call: AttnCall) -> bool:
-        lo, hi = self.window
-        return (self.strength > 0 and call.rows > 1 and lo - 1e-9 <= call.run.progress <= hi + 1e-9
+        return (self.strength > 0 and call.rows > 1 and call.run.within(self.window)
                 and (self.levels is None or call.level in self.levels) and block_matches(self.blocks, call.key))
 
     def shared_inputs(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
@@ -75,7 +74,6 @@ class SharedStyle(Controller):
     def self_output(self, call: AttnCall, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
                     attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         shared = attend(*self.shared_inputs(q, k, v)).to(out.dtype)
-        out = out.clone()
         if self.strength >= 1:
             out[1:] = shared
         else:

@@ -36,6 +36,10 @@ class RunInfo:
     sigma: float
     total_steps: int | None = None
 
+    def within(self, window: tuple[float, float]) -> bool:
+        """True when the progress lies in the closed ``window`` (start, end), with float slack."""
+        return window[0] - 1e-9 <= self.progress <= window[1] + 1e-9
+
 
 @dataclass
 class AttnCall:

@@ -9,11 +9,11 @@ import torch
 
 from ..controllers.appearance import BLOCKS, NODE, OUTPUT, CrossImageController
 from ..core.inversion import RowPlan
-from ..core.numbers import check_prompt_depth, check_text, check_token_weights
+from ..core.numbers import check_text
 from ..host.conditioning import encode_rows
 from ..host.inversion import install_guide, trajectory_of
 from ..host.router import install
-from .common import CATEGORY, check_inputs, check_window, empty_latent, resolution_levels
+from .common import CATEGORY, check_inputs, check_window, empty_latent, prompt_chunks, resolution_levels
 
 MAX_PROMPT_CHARS = 2000  # characters of each prompt
 MAX_CHUNKS = 4  # 77-token chunks of a prompt
@@ -24,10 +24,7 @@ PICTURES = 2  # a LATENT input holds the structure picture, then the appearance 
 
 def _chunks(clip, name: str, prompt: str) -> int:
     """77-token chunks of ``prompt`` (input ``name``), after refusing deep brackets and bad weights."""
-    check_prompt_depth(NODE, name, prompt)
-    tokens = clip.tokenize(prompt)
-    check_token_weights(NODE, name, tokens)
-    n = max(len(v) for v in tokens.values())
+    n = prompt_chunks(NODE, name, clip, prompt)
     if n > MAX_CHUNKS:
         raise ValueError(f"{NODE}: input '{name}' needs {n} chunks of 77 tokens; use at most {MAX_CHUNKS}.")
     return n

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..core.grid import parse_levels
-from ..core.numbers import finite_float, quote
+from ..core.numbers import check_prompt_depth, check_token_weights, finite_float, quote
 from ..core.store import AttentionStore
 from ..host.progress import Progress
 from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt, with_bound
@@ -159,6 +159,16 @@ def check_inputs(node: object, values: Mapping[str, Any]) -> None:
                     raise ValueError(f"{name}: required input '{key}' is missing; connect or set it.")
                 continue
             _check_one(name, key, spec, value)
+
+
+# -- prompts ------------------------------------------------------------------------------------
+def prompt_chunks(node: str, name: str, clip, prompt: str) -> int:
+    """How many 77-token chunks the host's tokenizer makes of ``prompt`` (input ``name``), after
+    refusing bracket nesting and token weights that are not finite numbers in range."""
+    check_prompt_depth(node, name, prompt)
+    tokens = clip.tokenize(prompt)
+    check_token_weights(node, name, tokens)
+    return max(len(v) for v in tokens.values())
 
 
 # -- resolutions --------------------------------------------------------------------------------

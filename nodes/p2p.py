@@ -5,7 +5,7 @@ import torch
 
 from ..controllers.p2p import MAX_REWEIGHT, NODE, CrossReplace, CrossReweight, P2PPrompts, SelfReplace
 from ..core.align import refine_mapping, replace_mapping, source_of
-from ..core.numbers import (MAX_LIST_CHARS, MAX_LIST_ENTRIES, check_prompt_depth, check_text, check_token_weights, quote,
+from ..core.numbers import (MAX_LIST_CHARS, MAX_LIST_ENTRIES, check_text, quote,
                             parse_entry_number)
 from ..host.conditioning import encode_rows
 from ..host.noise import shared_noise_sampler
@@ -14,7 +14,7 @@ from ..host.router import install
 from ..host.tokens import PromptTokens, WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
 from ..core.inversion import RowPlan
 from ..host.inversion import install_guide, trajectory_of
-from .common import CATEGORY, check_inputs, empty_latent, picture_rows
+from .common import CATEGORY, check_inputs, empty_latent, picture_rows, prompt_chunks
 
 MODES = ["replace", "refine", "reweight", "replace+reweight", "refine+reweight"]
 SOURCE_PASSES = ["exact", "batched"]
@@ -54,15 +54,6 @@ def parse_word_values(spec: str, node: str, input_name: str, lo: float, hi: floa
 def split_targets(text: str) -> list[str]:
     """One target prompt per non-empty line."""
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
-
-
-def _prompt_chunks(clip, name: str, prompt: str) -> int:
-    """How many 77-token chunks the host's tokenizer makes of ``prompt`` (input ``name``), after
-    refusing bracket nesting and token weights that are not finite numbers in range."""
-    check_prompt_depth(NODE, name, prompt)
-    tokens = clip.tokenize(prompt)
-    check_token_weights(NODE, name, tokens)
-    return max(len(v) for v in tokens.values())
 
 
 def _word_tokens(pt: PromptTokens) -> list[tuple[int, int]]:
@@ -143,11 +134,11 @@ class P2PReplace:
                              "(or 'reweight'), or clear 'reweight'.")
         word_windows = parse_word_values(cross_replace_words, NODE, "cross_replace_words", 0.0, 1.0)
 
-        chunks = _prompt_chunks(clip, "source_prompt", source)
+        chunks = prompt_chunks(NODE, "source_prompt", clip, source)
         if chunks > MAX_CHUNKS:
             raise ValueError(f"{NODE}: input 'source_prompt' needs {chunks} 77-token chunks; use at most {MAX_CHUNKS}.")
         for i, t in enumerate(targets):
-            n = _prompt_chunks(clip, "target_prompts", t)
+            n = prompt_chunks(NODE, "target_prompts", clip, t)
             if n > chunks:
                 raise ValueError(
                     f"{NODE}: input 'target_prompts': line {i + 1} (\"{quote(t, 60)}\") needs more 77-token chunks "

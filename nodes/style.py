@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from ..controllers.style import BLOCKS, SharedStyle
 from ..core.inversion import RowPlan
-from ..core.numbers import check_prompt_depth, check_text, check_token_weights
+from ..core.numbers import check_text
 from ..host.conditioning import encode_rows
 from ..host.inversion import install_guide, trajectory_of
 from ..host.router import install
-from .common import CATEGORY, check_inputs, check_window, empty_latent, resolution_levels
+from .common import CATEGORY, check_inputs, check_window, empty_latent, prompt_chunks, resolution_levels
 
 NODE = "StyleAligned"
 MAX_PROMPT_CHARS = 2000  # characters of each line
@@ -37,10 +37,7 @@ def line_chunks(node: str, name: str, clip, lines: list[str], max_chunks: int) -
     bracket nesting, bad token weights and lines longer than ``max_chunks`` chunks."""
     most = 1
     for i, line in enumerate(lines):
-        check_prompt_depth(node, name, line)
-        tokens = clip.tokenize(line)
-        check_token_weights(node, name, tokens)
-        n = max(len(v) for v in tokens.values())
+        n = prompt_chunks(node, name, clip, line)
         if n > max_chunks:
             raise ValueError(f"{node}: input '{name}': line {i + 1} needs {n} 77-token chunks; use at most {max_chunks}.")
         most = max(most, n)
