@@ -9,6 +9,7 @@ from .common import CATEGORY, check_inputs, check_window, locate, model_levels, 
 
 SEGMENTS_TYPE = "SELF_SEGMENTS"
 MAX_CLUSTERS = 16
+EDGES = ["image", "grid"]
 
 
 class SelfSegmentation:
@@ -86,10 +87,12 @@ class SelfSegmentationMasks:
     def INPUT_TYPES(cls):
         return {"required": {
             "segments": (SEGMENTS_TYPE, {"tooltip": "The SELF_SEGMENTS output of Self Segmentation."}),
-            "image": ("IMAGE", {"tooltip": "The decoded IMAGE of the sampler that used Self Segmentation's MODEL: makes this node run after sampling and gives the mask size (its pixels are not used)."}),
+            "image": ("IMAGE", {"tooltip": "The decoded IMAGE of the sampler that used Self Segmentation's MODEL: runs this node after sampling, gives the mask size and, with edges 'image', the edges."}),
+        }, "optional": {
+            "edges": (EDGES, {"default": "image", "tooltip": "image: mask edges follow the image's colour edges within a grid cell (guided filter); grid: the attention grid's cells, smoothed."}),
         }}
 
-    def masks(self, segments, image):
+    def masks(self, segments, image, edges="image"):
         check_inputs(self, locals())
         node = "SelfSegmentationMasks"
         if not isinstance(segments, SegmentRecorder):
@@ -98,7 +101,11 @@ class SelfSegmentationMasks:
         rows_done = 0 if segments.cross_acc is None or segments.cross_acc.total is None else segments.cross_acc.total.shape[0]
         progress = Progress(max(1, rows_done) * KMEANS_ITERATIONS)
         try:
-            onehot = segments.masks((int(image.shape[1]), int(image.shape[2])), progress.advance)
+            if edges == "image" and rows_done and image.shape[0] != rows_done:
+                raise ValueError(f"{node}: input 'image' holds {image.shape[0]} images but the sampled latent had {rows_done} "
+                                 "rows; connect the decoded IMAGE of that sampler, or set 'edges' to 'grid'.")
+            guide = image[..., :3] if edges == "image" else None
+            onehot = segments.masks((int(image.shape[1]), int(image.shape[2])), progress.advance, guide)
         except SegmentationError as e:
             raise ValueError(str(e)) from None
         rows = onehot.shape[0]
