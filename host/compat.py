@@ -39,6 +39,13 @@ def optimized_attention():
     return attention.optimized_attention
 
 
+def host_attention(q, k, v, extra: dict):
+    """The host's optimised attention for one block, with the block's own precision (SD2.x models
+    ask the host for float32 attention through ``attn_precision``; hosts before 2024-06 pass none)."""
+    kwargs = {"attn_precision": extra["attn_precision"]} if extra.get("attn_precision") is not None else {}
+    return optimized_attention()(q, k, v, int(extra["n_heads"]), **kwargs)
+
+
 def _wrappers_mp():
     try:
         from comfy.patcher_extension import WrappersMP

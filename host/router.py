@@ -17,7 +17,7 @@ from ..core.controller import COND, AttnCall, Controller, RunInfo
 from ..core.grid import attention_grid
 from .blocks import transformer_sites
 from .clock import RunClock
-from .compat import optimized_attention, require_patcher_api, set_post_cfg, set_run_wrapper
+from .compat import host_attention, require_patcher_api, set_post_cfg, set_run_wrapper
 from .unet_chain import ROUTER_RANK, Link, set_link
 
 _SLOTS = (("self", "attn1"), ("cross", "attn2"))
@@ -111,12 +111,11 @@ class AttentionRouter:
     def attend(self, kind: str, key: tuple, previous: Callable | None, q, k, v, extra: dict) -> torch.Tensor:
         """The replace-patch body for one block: edit via controllers, then attend."""
         run = self.advance(extra.get("sigmas"), extra.get("sample_sigmas"))
-        heads = int(extra["n_heads"])
 
         def base(q_, k_, v_):
             if previous is not None:
                 return previous(q_, k_, v_, extra)
-            return optimized_attention()(q_, k_, v_, heads)
+            return host_attention(q_, k_, v_, extra)
 
         if kind == "self":
             return self._attend_self(key, q, k, v, extra, run, base)
@@ -203,7 +202,7 @@ class RouterPatch:
         if extra_options.get(SILENT):
             if self.previous is not None:
                 return self.previous(q, k, v, extra_options)
-            return optimized_attention()(q, k, v, int(extra_options["n_heads"]))
+            return host_attention(q, k, v, extra_options)
         return self.router.attend(self.kind, self.key, self.previous, q, k, v, extra_options)
 
     def __deepcopy__(self, memo):

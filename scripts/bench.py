@@ -310,6 +310,38 @@ def cross_image_case(b: Bench):
                              appearance_prompt="a green triangle", width=b.size, height=b.size)
 
 
+@register("self segmentation", 1)
+def self_segmentation_case(b: Bench):
+    """The recorder observes one grid's self-attention queries and the words' maps; against plain batch 1."""
+    return lambda: (call_node("SelfSegmentation", model=b.model, clip=b.clip, prompt=b.prompt,
+                              words="circle, square")[0], b.pos, b.latent(1))
+
+
+def segmentation_masks_cost(b: Bench, sides=(512, 1024)) -> dict:
+    """Seconds of Self Segmentation Masks (K-means, labels, upsampling; with edges 'image' and 'grid')
+    after one recorded run of batch 1, at image sides ``sides`` (a random IMAGE: the cost does not
+    depend on its pixels), against a plain run of batch 1 at the bench's size and steps."""
+    import torch
+
+    t0 = time.perf_counter()
+    b.sample(b.model, b.pos, b.latent(1))
+    out = {"plain_s": time.perf_counter() - t0}
+    model, rec = call_node("SelfSegmentation", model=b.model, clip=b.clip, prompt=b.prompt, words="circle, square")
+    b.sample(model, b.pos, b.latent(1))
+    rec.segment()  # K-means once; the masks node reuses it
+    for side in sides:
+        image = torch.rand(1, side, side, 3, generator=torch.Generator().manual_seed(0))
+        for edges in ("image", "grid"):
+            t0 = time.perf_counter()
+            call_node("SelfSegmentationMasks", segments=rec, image=image, edges=edges)
+            out[f"{edges} {side}px s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rec.result = None
+    rec.segment()
+    out["kmeans_s"] = time.perf_counter() - t0
+    return out
+
+
 def _frames(schedule: str, cross_frame: str, **extra):
     def factory(b: Bench, n: int):
         def make():
@@ -439,6 +471,10 @@ def main(argv=None):
     if wanted is None or "inversion" in wanted:
         result["inversion"] = inversion_cost(b)
         print("inversion vs plain sampling, same steps, batch 1:", result["inversion"])
+    if wanted is None or "self segmentation" in wanted:
+        result["segmentation_masks"] = segmentation_masks_cost(b)
+        print("self segmentation masks after sampling (s):",
+              {k: round(v, 3) for k, v in result["segmentation_masks"].items()})
     if not args.no_checks:
         result["store_elements_by_steps"] = store_growth(b)
         result["leak_check"] = leak_check(b)

@@ -11,6 +11,8 @@ pack        (session) the repo imported as package ``attention_motion`` (skips t
             with the import error, if the pack's __init__ does not import).
 tiny_sd15   (session) (MODEL, CLIP, VAE) tiny SD1.5-architecture model, seed 0.
 tiny_sdxl   (session) (MODEL, CLIP) tiny SDXL-architecture model, seed 0.
+tiny_sd2    (session) (MODEL, CLIP, VAE) tiny SD2.x-architecture model (eps: 2.0 base, 2.1-base), seed 0.
+tiny_sd2v   (session) (MODEL, CLIP, VAE) the same SD2.x UNet sampled as v-prediction (2.1 768-v), seed 0.
 output_dir  (session) path of ComfyUI's output folder for this session.
 """
 import os
@@ -66,6 +68,18 @@ def tiny_sdxl():
     from tiny_host_nodes import get_models
     model, clip, _vae = get_models("sdxl", 0)
     return model, clip
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2():
+    from tiny_host_nodes import get_models
+    return get_models("sd2", 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2v():
+    from tiny_host_nodes import get_models
+    return get_models("sd2v", 0)
 
 
 def pytest_report_header(config):

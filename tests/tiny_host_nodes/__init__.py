@@ -11,8 +11,14 @@ except ImportError:  # pragma: no cover - imported as a plain module
 _CACHE = {}
 
 
+ARCHS = ("sd15", "sdxl", "sd2", "sd2v")
+
+
 def get_models(arch="sd15", seed=0):
-    """(MODEL, CLIP, VAE) for ``arch`` in {"sd15", "sdxl"}, built once per (arch, seed)."""
+    """(MODEL, CLIP, VAE) for ``arch`` in ARCHS, built once per (arch, seed).
+
+    "sd2": SD2.x eps (2.0 base, 2.1-base); "sd2v": SD2.1 768-v (v-prediction), same UNet weights.
+    """
     key = (arch, int(seed))
     if key not in _CACHE:
         if arch == "sd15":
@@ -22,8 +28,10 @@ def get_models(arch="sd15", seed=0):
             # same 4-channel latent space: reuse the sd15 TAESD-layout VAE
             vae = get_models("sd15", seed)[2]
             _CACHE[key] = (model, clip, vae)
+        elif arch in ("sd2", "sd2v"):
+            _CACHE[key] = models.build_sd2(int(seed), v_prediction=arch == "sd2v")
         else:
-            raise ValueError("unknown arch {!r}; expected 'sd15' or 'sdxl'".format(arch))
+            raise ValueError("unknown arch {!r}; expected one of {}".format(arch, ", ".join(ARCHS)))
     return _CACHE[key]
 
 
@@ -31,7 +39,7 @@ class TinyCheckpointLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "arch": (["sd15", "sdxl"],),
+            "arch": (list(ARCHS),),
             "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
         }}
 

@@ -6,7 +6,8 @@ assembled in code:
 
 * ``build_sd15(seed)``  -> (ModelPatcher, comfy.sd.CLIP, comfy.sd.VAE)
 * ``build_sdxl(seed)``  -> (ModelPatcher, comfy.sd.CLIP)
-* ``build_vae(seed)``   -> comfy.sd.VAE (TAESD layout; shared by both archs)
+* ``build_sd2(seed, v_prediction=False)`` -> (ModelPatcher, comfy.sd.CLIP, comfy.sd.VAE)
+* ``build_vae(seed)``   -> comfy.sd.VAE (TAESD layout; shared by every arch)
 
 Every parameter is drawn from a generator seeded by ``seed`` so two builds with
 the same seed are bit-identical.  No output projection is zero-initialised, so
@@ -19,6 +20,7 @@ import tempfile
 
 import torch
 
+import comfy.model_base
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sd
@@ -28,12 +30,19 @@ import comfy.supported_models
 import comfy.supported_models_base
 import comfy.taesd.taesd
 
+try:  # newer hosts (v0.3.75): comfy/text_encoders/
+    import comfy.text_encoders.sd2_clip as _sd2_clip
+except ImportError:  # the pinned 2024-03 host
+    import comfy.sd2_clip as _sd2_clip
+
 SD15_CONTEXT_DIM = 64
 SDXL_CLIP_L_DIM = 64
 SDXL_CLIP_G_DIM = 64
 SDXL_CONTEXT_DIM = SDXL_CLIP_L_DIM + SDXL_CLIP_G_DIM  # clip_l and clip_g outputs are concatenated
 SDXL_POOLED_DIM = SDXL_CLIP_G_DIM                     # pooled output comes from clip_g
 SDXL_ADM_DIM = SDXL_POOLED_DIM + 6 * 256              # encode_adm: pooled + 6 size embeddings of 256
+SD2_CONTEXT_DIM = 128  # the tiny OpenCLIP-H-like text model's width (2 heads of 64, like ViT-H's)
+SD2_MODEL_CHANNELS = 64  # SD20's heads are 64 channels wide: 1 head at level 0, 2 at level 1
 
 _CONFIG_DIR = None
 
@@ -158,6 +167,30 @@ class TinySDXL(comfy.supported_models.SDXL):
     unet_extra_config = {"num_heads": -1, "num_head_channels": 8}
 
 
+# SD2: SD1.5's block layout with SD20's differences: linear proj_in/proj_out in the transformers,
+# heads of SD20's unet_extra_config (num_head_channels 64, hence 64 model channels here), the
+# context of the OpenCLIP-H-like text model.
+_SD2_UNET = dict(_SD15_UNET, model_channels=SD2_MODEL_CHANNELS, use_linear_in_transformer=True,
+                 context_dim=SD2_CONTEXT_DIM)
+
+
+class TinySD2(comfy.supported_models.SD20):
+    """The host's SD20 config as is (its unet_extra_config, latent format, CLIP target).
+
+    SD20.model_type tells v-prediction from eps by a norm bias of the full-size checkpoint's
+    state dict; the tiny model has no checkpoint, so the prediction type is a class attribute.
+    """
+    prediction = comfy.model_base.ModelType.EPS
+
+    def model_type(self, state_dict, prefix=""):
+        return self.prediction
+
+
+class TinySD2V(TinySD2):
+    """SD2.1 768-v: v-prediction on the discrete schedule."""
+    prediction = comfy.model_base.ModelType.V_PREDICTION
+
+
 def _calibrate_output(unet, seed):
     """Scale the final conv so the predicted noise has unit std on a noise input.
 
@@ -258,6 +291,31 @@ class TinySDXLClipModel(comfy.sdxl_clip.SDXLClipModel):
             self.dtypes.add(dtype)
 
 
+class TinySD2ClipHModel(_sd2_clip.SD2ClipHModel):
+    """The host's SD2ClipHModel (penultimate layer with the final layer norm, pad token 0) with a
+    small random text model instead of ViT-H-14's."""
+
+    def __init__(self, device="cpu", dtype=None, **kwargs):
+        comfy.sd1_clip.SDClipModel.__init__(
+            self, device=device, layer="hidden", layer_idx=-2, dtype=dtype,
+            textmodel_json_config=_text_config_path(SD2_CONTEXT_DIM, layers=3, act="gelu"),
+            special_tokens={"start": 49406, "end": 49407, "pad": 0}, **_sd_clip_kwargs(kwargs))
+
+
+class TinySD2ClipModel(_sd2_clip.SD2ClipModel):
+    """The host's SD2ClipModel layout (one stream ``clip_h``) around :class:`TinySD2ClipHModel`."""
+
+    def __init__(self, device="cpu", dtype=None, **kwargs):
+        torch.nn.Module.__init__(self)
+        self.clip_name = "h"
+        self.clip = "clip_h"
+        self.clip_h = TinySD2ClipHModel(device=device, dtype=dtype, **kwargs)
+        if not hasattr(self, "dtypes"):
+            self.dtypes = set()
+        if dtype is not None:
+            self.dtypes.add(dtype)
+
+
 def _make_clip(tokenizer_cls, model_cls, seed):
     target = comfy.supported_models_base.ClipTarget(tokenizer_cls, model_cls)
     clip = comfy.sd.CLIP(target)
@@ -286,6 +344,23 @@ def build_sd15(seed=0):
         cfg = TinySD15(_unet_config(_SD15_UNET))
         model = _finish_unet(cfg, seed)
         clip = _make_clip(comfy.sd1_clip.SD1Tokenizer, TinySD1ClipModel, seed + 1)
+        vae = build_vae(seed + 2)
+    return model, clip, vae
+
+
+def build_sd2(seed=0, v_prediction=False):
+    """Tiny SD2.x-architecture model: (ModelPatcher, CLIP, VAE), deterministic from ``seed``.
+
+    The host's SD20 config with a tiny UNet (SD1.5's tiny layout, linear transformer projections,
+    64-channel heads), the host's SD2 tokenizer and CLIP layout (``clip_h``, penultimate layer)
+    with a small random text model ``SD2_CONTEXT_DIM`` wide, and the TAESD-layout VAE.
+    ``v_prediction``: SD2.1 768-v (the host samples it as v-prediction); else eps (SD2.0 base,
+    2.1-base). The UNet weights depend on ``seed`` only, not on the prediction type.
+    """
+    with torch.inference_mode():
+        cfg = (TinySD2V if v_prediction else TinySD2)(_unet_config(_SD2_UNET))
+        model = _finish_unet(cfg, seed)
+        clip = _make_clip(_sd2_clip.SD2Tokenizer, TinySD2ClipModel, seed + 1)
         vae = build_vae(seed + 2)
     return model, clip, vae
 
