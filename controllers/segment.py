@@ -3,26 +3,23 @@
 During the run's step window, :class:`SegmentRecorder` only observes (it never changes an output):
 
 * at ONE grid (by default the finest self-attention level whose grid has at most ``AUTO_CELLS``
-  cells, e.g. 32x32 at 512 px on SD1.5, 16x16 on the 128 px shapes model) it accumulates either the
-  self-attention layers' queries, mean over steps (source ``"features"``, the default:
-  ``[rows, N, C]`` per layer) or the mean self-attention map over heads, layers and steps (source
-  ``"attention"``: ``[rows, N, N]``, from the layers' q and k in float32, a chunk of queries at a
-  time). Features are the default because they segmented better, measured on the shapes model
-  (mean object IoU 0.49 against 0.14 with attention rows at K=8, before the edge refinement);
+  cells, e.g. 32x32 at 512 px on SD1.5, 16x16 on the 128 px shapes model) it accumulates the
+  self-attention layers' queries, mean over steps (``[rows, N, C]`` per layer). Features, not the
+  self-attention map's rows: on the shapes model the rows segmented far worse (mean object IoU
+  0.14 against 0.49 at K=8, before any edge refinement) and cost an N x N map per row;
 * at every cross-attention level it accumulates the words' cross-attention maps, resampled to
   that grid (:func:`core.maps.word_maps`).
 
 After the run, :meth:`SegmentRecorder.segment` clusters the grid cells into K segments with
 K-means (farthest-point initialisation from the cell nearest the mean, a fixed number of
-iterations: deterministic) on each cell's attention distribution (or feature vector), and labels
+iterations: deterministic) on each cell's feature vector, and labels
 every segment with the word whose normalised cross-attention (each word's map scaled to [0, 1])
 has the highest mean inside it, or background (class 0) when no word's mean reaches
 ``threshold``. :func:`affinity_scores` softens the labels at object edges (each cell's class is the
-feature-affinity-weighted vote of all cells) and :func:`class_masks` turns the scores into masks at
-image size that cover every pixel exactly once (scores upsampled bilinearly, then the arg-max class
-per pixel).
-
-No N x N map exists except at the chosen grid; other self-attention calls are not touched.
+feature-affinity-weighted vote of all cells: an N x N at the chosen grid only, hence MAX_CELLS) and
+:func:`class_masks` turns the scores into masks at image size that cover every pixel exactly once
+(scores upsampled bilinearly, guided by the image when one is given, then the arg-max class per
+pixel). Other self-attention calls are not touched.
 """
 from __future__ import annotations
 
@@ -38,12 +35,10 @@ from ..core.guided import guided_filter
 from ..core.maps import MapAccumulator, normalize, word_maps
 
 NODE = "SelfSegmentation"
-SOURCES = ("attention", "features")
 AUTO_CELLS = 32 * 32  # auto grid: the finest self-attention level with at most this many cells
-MAX_CELLS = 64 * 64  # largest grid whose N x N attention map may be accumulated (64 MB per row)
+MAX_CELLS = 64 * 64  # largest grid: the affinity step forms an N x N matrix (64 MB at 64x64)
 KMEANS_ITERATIONS = 30
 AFFINITY_TEMPERATURE = 0.1  # cosine-similarity temperature of the edge refinement
-QUERY_CHUNK = 1024  # queries per chunk of the N x N computation
 # Image edges (guided filter): window radius in grid cells, regulariser (colours 0..1) and passes.
 # Chosen on the shapes model (seeds 0-5, then checked on 6-11): one pass of radius 1 cell and eps
 # 1e-3 left small objects at 0.61 IoU; 1.5 cells, 1e-2 and two passes lifted every object above 0.8.
@@ -74,21 +69,6 @@ class Segmentation:
     cross: torch.Tensor  # [rows, words, h, w]: the words' mean cross-attention maps at the grid
     soft: torch.Tensor  # [rows, 1 + words, h, w]: class scores after the affinity step (sum 1 per cell)
     level: int
-
-
-def self_attention_map(q: torch.Tensor, k: torch.Tensor, heads: int, chunk: int = QUERY_CHUNK) -> torch.Tensor:
-    """Mean over heads of softmax(q k^T / sqrt(d)): ``[rows, N, N]`` float32 from ``[rows, N, heads*d]``.
-
-    Computed ``chunk`` queries at a time, so the peak extra memory is ``rows x heads x chunk x N``."""
-    r, n, c = q.shape
-    d = c // heads
-    qh = q.reshape(r, n, heads, d).transpose(1, 2).float()
-    kh = k.reshape(r, k.shape[1], heads, d).transpose(1, 2).float()
-    out = torch.empty(r, n, k.shape[1], dtype=torch.float32, device=q.device)
-    for a in range(0, n, chunk):
-        scores = qh[:, :, a:a + chunk] @ kh.transpose(-1, -2) * d ** -0.5
-        out[:, a:a + chunk] = torch.softmax(scores, dim=-1).mean(dim=1)
-    return out
 
 
 def kmeans(points: torch.Tensor, k: int, iterations: int = KMEANS_ITERATIONS,
@@ -199,19 +179,16 @@ class SegmentRecorder(Controller):
 
     def __init__(self, words: list[str], token_indices: list[list[int]], clusters: int,
                  window: tuple[float, float] = (0.0, 1.0), level: int | None = None,
-                 candidate_levels: frozenset[int] | None = None, source: str = "features",
-                 threshold: float = 0.15, iterations: int = KMEANS_ITERATIONS):
+                 candidate_levels: frozenset[int] | None = None, threshold: float = 0.15,
+                 iterations: int = KMEANS_ITERATIONS):
         """``level``: the grid level to record (None: auto, the finest of ``candidate_levels``, or of
         every level when None, whose grid has at most AUTO_CELLS cells)."""
-        if source not in SOURCES:
-            raise ValueError(f"{NODE}: source must be one of {SOURCES}, got {source!r}")
         self.words = list(words)
         self.token_indices = [list(g) for g in token_indices]
         self.clusters = int(clusters)
         self.window = (float(window[0]), float(window[1]))
         self.level = level
         self.candidate_levels = candidate_levels
-        self.source = source
         self.threshold = float(threshold)
         self.iterations = int(iterations)
         self.runs = -1  # reset() counts the runs: 0 until the first one starts
@@ -223,8 +200,6 @@ class SegmentRecorder(Controller):
     def reset(self) -> None:
         """Forget everything of the previous run (called when a run starts)."""
         self.runs += 1
-        self.attn_total: torch.Tensor | None = None
-        self.attn_count = 0
         self.features: dict[tuple, list] = {}  # layer key -> [sum [rows, N, C], count]
         self.cross_acc: MapAccumulator | None = None
         self.latent_hw: tuple[int, int] | None = None
@@ -253,11 +228,11 @@ class SegmentRecorder(Controller):
             self.latent_hw = tuple(call.latent_hw)
             self.target_level = self._target(self.latent_hw)
             self.grid = level_grid(self.latent_hw, self.target_level)
-            if self.grid[0] * self.grid[1] > MAX_CELLS and self.source == "attention":
+            if self.grid[0] * self.grid[1] > MAX_CELLS:
                 raise SegmentationError(
-                    f"{NODE}: input 'resolution' gives a {self.grid[0]}x{self.grid[1]} attention grid at this image "
-                    f"size; the N x N self-attention map is kept only up to {MAX_CELLS} cells. Choose a coarser "
-                    "resolution (e.g. '1/4') or 'auto'.")
+                    f"{NODE}: input 'resolution' gives a {self.grid[0]}x{self.grid[1]} grid at this image size; "
+                    f"segmentation works on grids of at most {MAX_CELLS} cells (64x64). Choose a coarser resolution "
+                    "(e.g. '1/4') or 'auto'.")
         self.last_step = max(self.last_step, int(call.run.step))
         if call.run.total_steps is not None:
             self.total_steps = int(call.run.total_steps)
@@ -269,22 +244,14 @@ class SegmentRecorder(Controller):
         return call.level == self.target_level and call.run.within(self.window)
 
     def self_output(self, call, q, k, v, out, attend):
-        """Accumulate this chunk's self-attention map (or queries); return ``out`` unchanged."""
-        if self.source == "attention":
-            a = self_attention_map(q.detach(), k.detach(), call.heads)
-            if self.attn_total is None or self.attn_total.shape != a.shape:
-                self.attn_total = torch.zeros_like(a)
-                self.attn_count = 0
-            self.attn_total += a
-            self.attn_count += 1
+        """Accumulate this chunk's queries (the layer's features); return ``out`` unchanged."""
+        f = q.detach().float()
+        slot = self.features.get(call.key)
+        if slot is None or slot[0].shape != f.shape:
+            self.features[call.key] = [f.clone(), 1]
         else:
-            f = q.detach().float()
-            slot = self.features.get(call.key)
-            if slot is None or slot[0].shape != f.shape:
-                self.features[call.key] = [f.clone(), 1]
-            else:
-                slot[0] += f
-                slot[1] += 1
+            slot[0] += f
+            slot[1] += 1
         return out
 
     def wants_cross(self, call: AttnCall) -> bool:
@@ -303,8 +270,7 @@ class SegmentRecorder(Controller):
     # -- reading ---------------------------------------------------------------------------------
     @property
     def recorded(self) -> bool:
-        have_self = self.attn_count > 0 if self.source == "attention" else bool(self.features)
-        return have_self and self.cross_acc is not None and self.cross_acc.count > 0
+        return bool(self.features) and self.cross_acc is not None and self.cross_acc.count > 0
 
     def complete(self) -> bool:
         """True when the run reached its last step (unknown step count: assumed complete)."""
@@ -312,8 +278,6 @@ class SegmentRecorder(Controller):
 
     def _cells(self, row: int) -> torch.Tensor:
         """Points ``[N, D]`` to cluster for one latent row."""
-        if self.source == "attention":
-            return self.attn_total[row] / self.attn_count
         parts = []
         for key in sorted(self.features, key=repr):
             total, count = self.features[key]
@@ -353,9 +317,7 @@ class SegmentRecorder(Controller):
             soft.append(affinity_scores(sw[ids], points, n_classes).reshape(n_classes, h, w))
         self.result = Segmentation(torch.stack(segs), torch.stack(classes), torch.stack(seg_words),
                                    torch.stack(scores), cross, torch.stack(soft), int(self.target_level))
-        # the N x N map is no longer needed: keep only the result
-        self.attn_total = None
-        self.features = {}
+        self.features = {}  # keep only the result
         return self.result
 
     def masks(self, size: tuple[int, int], step: Callable[[], None] | None = None,

@@ -64,7 +64,7 @@ class SelfSegmentation:
                 raise ValueError(f"{node}: input 'resolution' is {quote(repr(resolution), 60)}, but the model has no "
                                  f"attention at 1/{2 ** level} of the latent; it has {known}. Use one of those or 'auto'.")
         entries, indices = locate(node, clip, prompt, words)
-        recorder = SegmentRecorder(entries, indices, clusters, window, level, have, "features", threshold)
+        recorder = SegmentRecorder(entries, indices, clusters, window, level, have, threshold)
         return (install(model, recorder, node), recorder)
 
 

@@ -122,10 +122,12 @@ ERRORS: dict[str, list[tuple[str, str]]] = {
         ("is not in the prompt", "Use words of the prompt (the message lists them), separated by commas."),
         ("one fraction of the latent side such as '1/4'", "`resolution` is `auto` or one fraction of the latent side, such as `1/4`."),
         ("Use one of those or 'auto'", "Pick a level from the message, or `auto`."),
+        ("segmentation works on grids of at most", "Choose a coarser `resolution` (a larger fraction such as `1/4`) or `auto`."),
     ],
     "SelfSegmentationMasks": [
         ("nothing recorded", "Sample with Self Segmentation's MODEL and connect that sampler's decoded IMAGE here; check `start`, `end` and `resolution`."),
         ("the last run stopped at step", "The run was interrupted or failed: sample again."),
+        ("images but the sampled latent had", "Connect the decoded IMAGE of the sampler that used Self Segmentation's MODEL (one picture per row), or set `edges` to `grid`."),
     ],
     "LocalBlendMask": [
         ("no mask yet", "Sample with Local Blend's MODEL first and connect that sampler's LATENT here."),

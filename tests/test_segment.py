@@ -128,7 +128,7 @@ def test_masks_cover_the_image_once_and_k_is_respected(tiny_sd15):
         seg = rec.result
         assert int(seg.segments.max()) < k and seg.segment_words.shape == (1, k)
         assert int(seg.classes.max()) <= 2
-        assert rec.attn_total is None and rec.features == {}  # nothing N x N kept after reading
+        assert rec.features == {}  # the recorded features are dropped once segmented
         assert seg.segments.shape[-2] * seg.segments.shape[-1] <= 32 * 32
 
 
@@ -214,6 +214,11 @@ def test_errors_name_node_input_and_what_is_valid(tiny_sd15):
         _record(model, clip, resolution="1/16")
     with pytest.raises(ValueError, match=r"SelfSegmentation: input 'start' \(0.8\) is after 'end' \(0.2\)"):
         _record(model, clip, start=0.8, end=0.2)
+    big, _ = _record(model, clip, resolution="1/1")  # 128x128 cells at 1024 px: the N x N would be 1 GB
+    pos, neg = harness.encode(clip, PROMPT), harness.encode(clip, "")
+    with pytest.raises(SegmentationError, match=r"SelfSegmentation: input 'resolution' gives a 128x128 grid at this "
+                                                r"image size; segmentation works on grids of at most 4096 cells"):
+        harness.ksample(big, pos, neg, harness.empty_latent(1024, 1024, 1), steps=1)
     _, rec = _record(model, clip)
     img = torch.zeros(1, 128, 128, 3)
     with pytest.raises(ValueError, match=r"SelfSegmentation: nothing recorded"):
