@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from ..core.controller import AttnCall, Controller
+from ..core.controller import AttnCall, Controller, RunInfo
 
 ADAIN_EPS = 1e-5
 BLOCKS = ("all", "decoder", "encoder")  # decoder: the UNet's output blocks; encoder: input + middle
@@ -42,9 +42,11 @@ class SharedStyle(Controller):
 
     def __init__(self, strength: float = 1.0, window: tuple[float, float] = (0.0, 1.0),
                  levels: frozenset[int] | None = None, blocks: str = "all", adain_queries: bool = True,
-                 adain_keys: bool = True):
+                 adain_keys: bool = True, norm_share=None):
         """``window``: the fraction of the steps (progress from 0 to 1) in which attention is
-        shared; ``levels``: the grid levels (None: all); ``blocks``: one of :data:`BLOCKS`."""
+        shared; ``levels``: the grid levels (None: all); ``blocks``: one of :data:`BLOCKS`;
+        ``norm_share``: a ``host.groupnorm.NormShare`` (shared GroupNorm statistics) that this
+        controller arms at every model call inside the window, or None."""
         if blocks not in BLOCKS:
             raise ValueError(f"blocks must be one of {BLOCKS}, got {blocks!r}")
         self.strength = float(strength)
@@ -53,9 +55,18 @@ class SharedStyle(Controller):
         self.blocks = blocks
         self.adain_queries = adain_queries
         self.adain_keys = adain_keys
+        self.norm_share = norm_share
 
     def __deepcopy__(self, memo):
         return self
+
+    def wants_model_input(self) -> bool:
+        return self.norm_share is not None
+
+    def model_input(self, run: RunInfo, x: torch.Tensor) -> torch.Tensor:
+        """Arms the shared GroupNorm statistics for this model call when it is in the window."""
+        self.norm_share.arm(self.strength > 0 and run.within(self.window))
+        return x
 
     def wants_self_output(self, call: AttnCall) -> bool:
         return (self.strength > 0 and call.rows > 1 and call.run.within(self.window)

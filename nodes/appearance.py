@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import torch
 
-from ..controllers.appearance import BLOCKS, NODE, OUTPUT, CrossImageController
+from ..controllers.appearance import ADAIN_MODES, BLOCKS, NODE, OUTPUT, CrossImageController
 from ..core.inversion import RowPlan
 from ..core.numbers import check_text
 from ..host.conditioning import encode_rows
 from ..host.inversion import install_guide, trajectory_of
 from ..host.router import install
-from .common import CATEGORY, check_inputs, check_window, empty_latent, prompt_chunks, resolution_levels
+from ..host.tokens import WordNotFoundError, locate_words, parse_word_list, tokenize_prompt
+from .common import CATEGORY, check_inputs, check_range, check_window, empty_latent, prompt_chunks, quote, resolution_levels
 
 MAX_PROMPT_CHARS = 2000  # characters of each prompt
 MAX_CHUNKS = 4  # 77-token chunks of a prompt
@@ -57,6 +58,34 @@ def picture_rows_of(latent: dict) -> tuple[dict, RowPlan]:
     return out, RowPlan((0, 1, 0), (0, 1, 0))
 
 
+def object_tokens(clip, structure: str, appearance: str, words: str) -> tuple[list[int], list[int]]:
+    """Token positions of the object words in the structure and the appearance prompt: each entry
+    of the comma-separated ``words`` counts for every one of the two prompts it is in; each prompt
+    needs one."""
+    entries = parse_word_list(words)
+    if not entries:
+        raise ValueError(f"{NODE}: input 'object_words' is empty; give the object's word in the structure and "
+                         "in the appearance prompt, separated by commas (e.g. 'horse, zebra'), or set adain to "
+                         "'whole latent' or 'off'.")
+    rows: list[set[int]] = [set(), set()]
+    for entry in entries:
+        found = False
+        for r, prompt in enumerate((structure, appearance)):
+            try:
+                rows[r].update(locate_words(clip, tokenize_prompt(clip, prompt), [entry], NODE, "object_words")[0])
+                found = True
+            except WordNotFoundError:
+                pass
+        if not found:
+            raise ValueError(f"{NODE}: word '{entry}' (input 'object_words') is in neither the structure prompt "
+                             f"(\"{quote(structure)}\") nor the appearance prompt (\"{quote(appearance)}\").")
+    for r, name in enumerate(("structure", "appearance")):
+        if not rows[r]:
+            raise ValueError(f"{NODE}: input 'object_words' has no word of the {name} prompt; give the object's "
+                             f"word in each prompt, separated by commas.")
+    return sorted(rows[0]), sorted(rows[1])
+
+
 class CrossImageAttention:
     """Structure, appearance and output rows sampled together; the output row's self-attention
     queries come from the structure row, its keys and values from the appearance row."""
@@ -70,6 +99,9 @@ class CrossImageAttention:
         "the structure row and its keys and values from the appearance row; rows 0 and 1 are untouched "
         "(exactly a plain batched run of their prompts). The structure and output rows share the initial "
         "noise. contrast sharpens the swapped attention (a temperature on its logits; 1 = none). "
+        "adain (from adain_start to the last step): the output's guided x0 prediction takes the appearance's mean and "
+        "spread per channel in its object region (the paper; masks from the cross-attention of object_words), in "
+        "the object and the background regions, in the whole latent, or off. "
         "With 'latent' from Diffusion Inversion holding one picture, it is the structure row (the appearance "
         "row comes from its prompt); holding two (structure, then appearance), both rows are your pictures. Sample with a deterministic sampler (euler, ddim; with an inverted "
         "latent: the inversion's sampler, scheduler, steps and denoise)."
@@ -103,11 +135,14 @@ class CrossImageAttention:
             "optional": {
                 "output_prompt": ("STRING", {"multiline": True, "default": "", "tooltip": "Prompt of the output row (row 2); empty = the structure prompt (as the paper). At most 2000 characters."}),
                 "latent": ("LATENT", {"tooltip": "Optional, from Diffusion Inversion: one picture (the structure row) or two (structure, then appearance; Batch Images before VAE Encode)."}),
+                "adain": (list(ADAIN_MODES), {"default": "object", "tooltip": "AdaIN of the output latent to the appearance's: object region (the paper; needs object_words), object and background, whole latent, or off."}),
+                "object_words": ("STRING", {"default": "horse, zebra", "tooltip": "The object's word in the structure and in the appearance prompt, comma-separated: their cross-attention gives the AdaIN masks."}),
+                "adain_start": ("FLOAT", {"default": 0.2, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Fraction of the steps (0-1) from which the AdaIN acts, to the last step (the paper: 0.2)."}),
             },
         }
 
     def build(self, model, clip, structure_prompt, appearance_prompt, contrast, start, end, resolutions, blocks,
-              width, height, output_prompt="", latent=None):
+              width, height, output_prompt="", latent=None, adain="off", object_words="", adain_start=0.2):
         """(patched MODEL, 3-row positive CONDITIONING, 3-row LATENT); see DESCRIPTION."""
         check_inputs(self, locals())
         window = check_window(NODE, start, end)
@@ -123,6 +158,9 @@ class CrossImageAttention:
         if not prompts[OUTPUT]:
             prompts[OUTPUT] = prompts[0]
         chunks = max(_chunks(clip, n, p) for n, p in zip(names, prompts))
+        check_range(NODE, "adain_start", adain_start, 0.0, 1.0)
+        words = check_text(NODE, "object_words", object_words, MAX_PROMPT_CHARS)
+        tokens = object_tokens(clip, prompts[0], prompts[1], words) if adain in ADAIN_MODES[:2] else None
 
         trajectory = trajectory_of(latent, NODE)
         plan = None
@@ -130,7 +168,8 @@ class CrossImageAttention:
             rows, plan = picture_rows_of(latent)
         else:
             rows = {**empty_latent(len(ROW_ORDER), width, height), "batch_index": [0, 1, 0]}
-        patched = install(model, CrossImageController(window, levels, blocks, float(contrast), NODE), NODE)
+        patched = install(model, CrossImageController(window, levels, blocks, float(contrast), NODE, adain,
+                                                      float(adain_start), tokens), NODE)
         install_guide(patched, trajectory, plan if trajectory is not None else None, NODE)
         positive = encode_rows(clip, prompts, chunks)
         return (patched, positive, rows)

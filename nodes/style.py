@@ -1,10 +1,11 @@
 """StyleAligned: a batch of prompts that share the style of its first row (or of a loaded picture)."""
 from __future__ import annotations
 
-from ..controllers.style import BLOCKS, SharedStyle
+from ..controllers.style import BLOCKS, SharedStyle, block_matches
 from ..core.inversion import RowPlan
 from ..core.numbers import check_text
 from ..host.conditioning import encode_rows
+from ..host.groupnorm import NormShare, install_norm_share
 from ..host.inversion import install_guide, trajectory_of
 from ..host.router import install
 from .common import CATEGORY, check_inputs, check_window, empty_latent, prompt_chunks, resolution_levels
@@ -53,6 +54,8 @@ class StyleAligned:
         "keys are normalised to the reference's statistics (AdaIN) and it attends to the reference's keys and "
         "values as well as its own. The reference row is never changed: it comes out as in a plain batch of "
         "these prompts. strength blends the shared attention with the row's own (0 = the plain model). "
+        "share_group_norm: every GroupNorm of the UNet also normalises each row with statistics taken jointly "
+        "over the row and the reference (blended by strength). "
         "With 'latent' from Diffusion Inversion the reference is your picture (line 1 describes it) and the "
         "other rows are new pictures in its style; sample with the inversion's sampler, scheduler and steps. "
         "Returns a MODEL, a positive CONDITIONING (one row per line) and a LATENT: sample them with KSampler."
@@ -80,10 +83,12 @@ class StyleAligned:
             },
             "optional": {
                 "latent": ("LATENT", {"tooltip": "Optional: one picture's latent from Diffusion Inversion; it is the reference row (line 1 describes it) and width and height are the picture's."}),
+                "share_group_norm": ("BOOLEAN", {"default": False, "tooltip": "Each row's GroupNorm statistics taken jointly with the reference row's (the paper's share_group_norm), in the same steps, blocks and resolutions."}),
             },
         }
 
-    def build(self, model, clip, prompts, strength, start, end, resolutions, blocks, adain, width, height, latent=None):
+    def build(self, model, clip, prompts, strength, start, end, resolutions, blocks, adain, width, height, latent=None,
+              share_group_norm=False):
         check_inputs(self, locals())
         window = check_window(NODE, start, end)
         lines = prompt_lines(NODE, "prompts", prompts, MAX_ROWS, MAX_PROMPT_CHARS)
@@ -100,7 +105,10 @@ class StyleAligned:
             raise ValueError(f"{NODE}: input 'latent' holds {latent['samples'].shape[0]} pictures; connect one "
                              "(Latent From Batch picks one).")
         queries, keys = ADAIN[adain]
-        patched = install(model, SharedStyle(strength, window, levels, blocks, queries, keys), NODE)
+        share = NormShare(strength, levels, lambda site: block_matches(blocks, (site,))) if share_group_norm else None
+        patched = install(model, SharedStyle(strength, window, levels, blocks, queries, keys, share), NODE)
+        if share is not None:
+            install_norm_share(patched, share)
         rows = len(lines)
         install_guide(patched, trajectory, RowPlan.reference(rows) if trajectory else None, NODE)
         if latent is not None:

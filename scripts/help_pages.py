@@ -117,6 +117,8 @@ ERRORS: dict[str, list[tuple[str, str]]] = {
         ("pictures; connect one", "Batch the structure picture and the appearance picture (Batch Images before VAE Encode), invert them together with Diffusion Inversion, and connect its LATENT; or leave `latent` out."),
         ("rows per prompt, but cross-image attention", "Sample the LATENT and the positive CONDITIONING this node returns (3 rows)."),
         ("but the model has no cross-attention at", "Pick levels from the message (SD1.5: 1/1 to 1/8; SDXL: 1/2, 1/4), or `all`."),
+        ("(input 'object_words') is in neither the structure prompt", "Give the object's word as it is written in the prompts (e.g. `horse, zebra`), or set `adain` to `whole latent` or `off`."),
+        ("has no word of the", "`object_words` needs the object's word in both prompts: add the missing one, comma-separated."),
     ],
     "SelfSegmentation": [
         ("is not in the prompt", "Use words of the prompt (the message lists them), separated by commas."),

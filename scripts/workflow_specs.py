@@ -451,7 +451,7 @@ style_aligned = Workflow(
         Node(3, "CLIPTextEncode", 1, {"text": "blurry, low quality"}, {"clip": (1, 1)}, title="Negative prompt"),
         Node(5, "StyleAligned", 1, {"prompts": STYLE_PROMPTS, "strength": 1.0, "start": 0.0, "end": 1.0,
                                     "resolutions": "all", "blocks": "all", "adain": "queries and keys",
-                                    "width": 512, "height": 512},
+                                    "width": 512, "height": 512, "share_group_norm": False},
              {"model": (1, 0), "clip": (1, 1)}),
         _sampler(6, 2, (5, 0), (5, 2), positive=(5, 1)),
         *_decode_save(7, 3, (6, 0), "attention_motion/style_aligned"),
@@ -465,6 +465,8 @@ the reference's and it attends to the reference's keys and values as well as its
   decoder or encoder blocks).
 - adain: normalise queries and keys (the paper), keys only, or off.
 - latent (optional): Diffusion Inversion's LATENT makes your picture the reference.
+- share_group_norm (optional): each image's GroupNorm statistics are taken jointly with the
+  reference's too (stronger colour and tone sharing).
 
 Sample the three outputs together (MODEL, positive, LATENT); the first saved image is the
 reference, as a plain generation of line 1 with this seed.
@@ -483,7 +485,8 @@ cross_image_attention = Workflow(
         Node(5, "CrossImageAttention", 1, {"structure_prompt": "a photo of a horse in a field",
                                            "appearance_prompt": "a photo of a zebra", "contrast": 1.67,
                                            "start": 0.1, "end": 0.9, "resolutions": "1/1, 1/2", "blocks": "decoder",
-                                           "width": 512, "height": 512, "output_prompt": ""},
+                                           "width": 512, "height": 512, "output_prompt": "", "adain": "object",
+                                           "object_words": "horse, zebra", "adain_start": 0.2},
              {"model": (1, 0), "clip": (1, 1)}),
         _sampler(6, 2, (5, 0), (5, 2), positive=(5, 1)),
         *_decode_save(7, 3, (6, 0), "attention_motion/cross_image_attention"),
@@ -496,6 +499,8 @@ output attends with the structure image's queries to the appearance image's keys
 - contrast: sharpens that attention (1 = none; the paper's 1.67).
 - start / end, resolutions, blocks: where it acts (the paper: the decoder's two finest levels).
 - output_prompt: empty = the structure prompt.
+- adain (from adain_start to the end): the output's object takes the appearance's colours per
+  latent channel, in the region of object_words (the object's word in each prompt).
 - latent (optional): Diffusion Inversion of one picture (the structure row) or of two
   (structure, then appearance); the picture rows are then your pictures.
 

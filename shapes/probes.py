@@ -195,7 +195,8 @@ def background_features(img: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
 
 
 def style_aligned(pack, model, clip, vae, prompts=("a red circle", "a blue square", "a yellow triangle"),
-                  seed=0, strength=1.0, steps=STEPS, cfg=CFG, **extra) -> Dict:
+                  seed=0, strength=1.0, steps=STEPS, cfg=CFG, start=0.0, end=1.0, resolutions="all", blocks="all",
+                  adain="queries and keys", **extra) -> Dict:
     """Style Aligned on a batch of prompts, against the same batch without it (strength 0 is the
     plain model): per row, the distance of its background (mean colour and gradient, RMS over
     :func:`background_features`) to the reference row's, and whether its own object is there."""
@@ -204,8 +205,8 @@ def style_aligned(pack, model, clip, vae, prompts=("a red circle", "a blue squar
     res = {"seed": seed}
     for name, s in (("plain", 0.0), ("aligned", strength)):
         with torch.inference_mode():
-            m2, pos, lat = _call(node, model=model, clip=clip, prompts="\n".join(prompts), strength=s, start=0.0,
-                                 end=1.0, resolutions="all", blocks="all", adain="queries and keys", width=128,
+            m2, pos, lat = _call(node, model=model, clip=clip, prompts="\n".join(prompts), strength=s, start=start,
+                                 end=end, resolutions=resolutions, blocks=blocks, adain=adain, width=128,
                                  height=128, **extra)
             out = host_nodes.common_ksampler(m2, seed, steps, cfg, "euler", "normal", pos, q.encode(clip, ""), lat)[0]
             imgs = q.decode(vae, out["samples"])

@@ -38,14 +38,18 @@ def _background(img: torch.Tensor) -> torch.Tensor:
 
 def cross_image(model, clip, vae, structure: str = "a red circle", appearance: str = "a blue square",
                 output: str = "", seed: int = 0, contrast: float = 1.67, start: float = 0.1, end: float = 0.9,
-                resolutions: str = "1/1, 1/2", blocks: str = "decoder", steps: int = STEPS, cfg: float = CFG) -> Dict:
+                resolutions: str = "1/1, 1/2", blocks: str = "decoder", steps: int = STEPS, cfg: float = CFG,
+                adain: str = "off", object_words: str = "", adain_start: float = 0.2) -> Dict:
     """One run of the node; figures of its three rows (centroids as fractions of the image side).
 
     ``offset``: the output object's centroid minus the structure object's, worst axis;
     ``background``: mean RGB of each row's background; ``background_transfer``: how far the output's
     background colour went from the structure's towards the appearance's (0 = not at all, 1 = all the way);
-    ``output_colour``: colour of the output row's largest object; ``structure_colour_share``:
-    pixels of the structure prompt's colour in the output over those of the appearance colour.
+    ``output_colour``: colour of the output row's largest object; ``structure_colour_px``,
+    ``appearance_colour_px``: pixels of the structure / appearance prompt's colour in the output;
+    ``placed``: the output object that overlaps the structure's object most (its ``colour``,
+    ``shape``, ``offset`` of its centroid from the structure object's, worst axis, and ``iou``),
+    None when no output object overlaps it. ``object_words`` default: the two prompts' last words.
     """
     import importlib
 
@@ -55,8 +59,10 @@ def cross_image(model, clip, vae, structure: str = "a red circle", appearance: s
     CrossImageAttention = importlib.import_module(q.PACK_NAME + ".nodes.appearance").CrossImageAttention
     s_colour, a_colour = structure.split()[1], appearance.split()[1]
     with torch.inference_mode():
+        words = object_words or f"{structure.split()[-1]}, {appearance.split()[-1]}"
         m, pos, lat = CrossImageAttention().build(model, clip, structure, appearance, contrast, start, end,
-                                                  resolutions, blocks, SIZE, SIZE, output_prompt=output)
+                                                  resolutions, blocks, SIZE, SIZE, output_prompt=output, adain=adain,
+                                                  object_words=words, adain_start=adain_start)
         out = host_nodes.common_ksampler(m, seed, steps, cfg, "euler", "normal", pos, q.encode(clip, ""), lat)[0]
         imgs = q.decode(vae, out["samples"])
     o_s, o_a, o_out = _largest(imgs[0], s_colour), _largest(imgs[1], a_colour), _largest(imgs[2])
@@ -74,6 +80,15 @@ def cross_image(model, clip, vae, structure: str = "a red circle", appearance: s
         inter = float((o_s["mask"] & o_out["mask"]).sum())
         union = float((o_s["mask"] | o_out["mask"]).sum())
         res.update(offset=max(abs(dx), abs(dy)), iou=inter / union, structure_shape=o_s["shape"])
+    placed = None
+    if o_s is not None:
+        best = max(q.read_objects(imgs[2]), key=lambda o: int((o["mask"] & o_s["mask"]).sum()), default=None)
+        if best is not None and int((best["mask"] & o_s["mask"]).sum()) > 0:
+            inter = float((o_s["mask"] & best["mask"]).sum())
+            placed = {"colour": best["colour"], "shape": best["shape"],
+                      "offset": max(abs(best["cx"] - o_s["cx"]), abs(best["cy"] - o_s["cy"])) / imgs.shape[-1],
+                      "iou": inter / float((o_s["mask"] | best["mask"]).sum())}
+    res["placed"] = placed
     bg = [_background(im) for im in imgs]
     res.update(background=[[round(float(c), 4) for c in b] for b in bg])
     gap = float((bg[0] - bg[1]).norm())
@@ -96,6 +111,9 @@ def main(argv=None) -> None:
     ap.add_argument("--start", type=float, default=0.1)
     ap.add_argument("--end", type=float, nargs="*", default=[0.9])
     ap.add_argument("--blocks", default="decoder")
+    ap.add_argument("--adain", nargs="*", default=["off"], help="AdaIN modes to run (e.g. off object)")
+    ap.add_argument("--object-words", default="")
+    ap.add_argument("--adain-start", type=float, default=0.2)
     args = ap.parse_args(argv)
     from . import hostenv
     hostenv.setup()
@@ -103,13 +121,15 @@ def main(argv=None) -> None:
     from . import model as M
     q.import_pack()
     model, clip, vae = M.build()
-    for end in args.end:
-        for contrast in args.contrast:
-            for seed in range(args.seeds):
-                r = cross_image(model, clip, vae, args.structure, args.appearance, args.output, seed, contrast,
-                                args.start, end, blocks=args.blocks)
-                r.pop("images")
-                print(json.dumps(dict(r, contrast=contrast, end=end), default=str), flush=True)
+    for adain in args.adain:
+        for end in args.end:
+            for contrast in args.contrast:
+                for seed in range(args.seeds):
+                    r = cross_image(model, clip, vae, args.structure, args.appearance, args.output, seed, contrast,
+                                    args.start, end, blocks=args.blocks, adain=adain, object_words=args.object_words,
+                                    adain_start=args.adain_start)
+                    r.pop("images")
+                    print(json.dumps(dict(r, contrast=contrast, end=end, adain=adain), default=str), flush=True)
 
 
 if __name__ == "__main__":

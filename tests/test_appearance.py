@@ -26,10 +26,11 @@ STRUCTURE, APPEARANCE = "a red cat sitting on a car", "a blue dog on a green law
 
 
 def build(model, clip, contrast=1.67, start=0.0, end=1.0, resolutions="1/1, 1/2", blocks="decoder",
-          width=SIZE, height=SIZE, output_prompt="", latent=None, structure=STRUCTURE, appearance=APPEARANCE):
+          width=SIZE, height=SIZE, output_prompt="", latent=None, structure=STRUCTURE, appearance=APPEARANCE,
+          **adain):
     with torch.inference_mode():
         return CrossImageAttention().build(model, clip, structure, appearance, contrast, start, end, resolutions,
-                                           blocks, width, height, output_prompt=output_prompt, latent=latent)
+                                           blocks, width, height, output_prompt=output_prompt, latent=latent, **adain)
 
 
 def sample(model, clip, pos, lat, seed=3, steps=STEPS, cfg=5.0):
@@ -96,6 +97,77 @@ def test_contrast_is_a_temperature_that_sharpens_the_swapped_attention():
 
 
 # -- the node on the tiny model -----------------------------------------------------------------------
+
+
+@pytest.mark.core
+def test_region_adain_sets_the_region_statistics_and_leaves_the_rest():
+    from attention_motion.controllers.appearance import region_adain, word_masks
+    g = torch.Generator().manual_seed(2)
+    x, ref = torch.randn(4, 8, 8, generator=g) * 3 + 1, torch.randn(4, 8, 8, generator=g) * 0.5 - 2
+    whole = region_adain(x, ref)
+    assert torch.allclose(whole.mean((1, 2)), ref.mean((1, 2)), atol=1e-5)
+    assert torch.allclose(whole.std((1, 2), unbiased=False), ref.std((1, 2), unbiased=False), rtol=1e-3)
+    xm, rm = torch.zeros(8, 8, dtype=torch.bool), torch.zeros(8, 8, dtype=torch.bool)
+    xm[:4], rm[:, 5:] = True, True
+    y = region_adain(x, ref, xm, rm)
+    assert torch.equal(y[:, ~xm], x[:, ~xm])  # outside the region: untouched
+    assert torch.allclose(y[:, xm].mean(1), ref[:, rm].mean(1), atol=1e-5)
+    assert torch.allclose(y[:, xm].std(1, unbiased=False), ref[:, rm].std(1, unbiased=False), rtol=1e-3)
+    maps = torch.zeros(2, 4, 4)
+    maps[0, 1, 1], maps[1, 3, 3] = 1.0, 0.2
+    m = word_masks(maps, (8, 8))
+    assert m.shape == (2, 8, 8) and m[0, 2:4, 2:4].all() and not m[0, 6:, 6:].any() and m[1, 7, 7]
+
+
+@pytest.mark.core
+def test_adain_acts_on_the_output_rows_x0_from_its_start_only():
+    from attention_motion.controllers.appearance import ADAIN_MODES
+    g = torch.Generator().manual_seed(3)
+    den = torch.randn(3, 4, 4, 4, generator=g)
+    whole = CrossImageController(adain="whole latent", adain_start=0.5)
+    assert whole.wants_denoised() and not whole.wants_cross(_call())
+    assert torch.equal(whole.denoised(RunInfo(step=1, progress=0.4, sigma=1.0), den, den), den)
+    out = whole.denoised(RunInfo(step=2, progress=0.5, sigma=1.0), den, den)
+    assert torch.equal(out[:2], den[:2]) and not torch.equal(out[2], den[2]) and whole.adain_steps == 1
+    assert torch.allclose(out[2].mean((1, 2)), den[1].mean((1, 2)), atol=1e-5)
+    masked = CrossImageController(adain="object", word_tokens=([2], [3]))
+    call = AttnCall(kind="cross", key=("output", 3, 0), chunk=COND, chunk_index=0, rows=3, heads=2, grid=(4, 4),
+                    level=0, latent_hw=(4, 4), run=RunInfo(step=1, progress=0.5, sigma=1.0))
+    assert masked.wants_cross(call)
+    probs = torch.zeros(3, 2, 16, 5)
+    probs[0, :, :8, 2] = 1.0  # structure: its object word on the top half
+    probs[1, :, 8:, 3] = 1.0  # appearance: on the bottom half
+    assert torch.equal(masked.cross(call, probs), probs)
+    m = masked.masks((4, 4))
+    assert m[0, :2].all() and not m[0, 2:].any() and m[1, 2:].all() and not m[1, :2].any()
+    out = masked.denoised(RunInfo(step=2, progress=0.5, sigma=1.0), den, den)
+    assert torch.equal(out[:2], den[:2]) and torch.equal(out[2, :, 2:], den[2, :, 2:])
+    assert torch.allclose(out[2, :, :2].mean((1, 2)), den[1, :, 2:].mean((1, 2)), atol=1e-5)
+    assert not CrossImageController().wants_denoised() and ADAIN_MODES[-1] == "off"
+    with pytest.raises(ValueError, match="needs the object words"):
+        CrossImageController(adain="object")
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("adain", ["object", "object and background", "whole latent"])
+def test_adain_keeps_the_structure_and_appearance_rows_plain_and_changes_the_output(tiny_sd15, adain):
+    model, clip, _ = tiny_sd15
+    m0, pos, lat = build(model, clip)
+    swap = sample(m0, clip, pos, lat)
+    m, pos, lat = build(model, clip, adain=adain, object_words="cat, dog", adain_start=0.2)
+    out = sample(m, clip, pos, lat)
+    ref = sample(model, clip, pos, lat)
+    assert torch.equal(out[:2], ref[:2])
+    assert float((out[2] - swap[2]).abs().mean()) > 1e-3
+    ctrl = find_router(m).controllers[-1]
+    assert ctrl.adain_steps > 0
+    if adain != "whole latent":
+        assert ctrl.final_masks is not None and ctrl.final_masks.shape == (2, SIZE // 8, SIZE // 8)
+    again = sample(m, clip, pos, lat)  # nothing survives a run
+    assert torch.equal(again, out)
+    # adain off is today's node; an empty step window with adain off is the plain model
+    m, pos, lat = build(model, clip, adain="off", object_words="")
+    assert torch.equal(sample(m, clip, pos, lat), swap)
 
 
 @pytest.mark.host
@@ -210,6 +282,11 @@ def test_two_inverted_pictures_are_the_structure_and_appearance_rows(tiny_sd15):
     ({"appearance": 5}, r"CrossImageAttention: input 'appearance_prompt' is 5 \(int\); use text"),
     ({"output_prompt": "(" * 30 + "cat"}, r"CrossImageAttention: input 'output_prompt' nests brackets"),
     ({"latent": {"samples": torch.zeros(3, 4, 16, 16)}}, r"CrossImageAttention: input 'latent' holds 3 pictures; connect one"),
+    ({"adain": "masked"}, r"CrossImageAttention: input 'adain' is 'masked'; use one of object"),
+    ({"adain": "object", "object_words": " "}, r"CrossImageAttention: input 'object_words' is empty"),
+    ({"adain": "object", "object_words": "cat, horse"}, r"CrossImageAttention: word 'horse' \(input 'object_words'\) is in neither"),
+    ({"adain": "object", "object_words": "cat, car"}, r"CrossImageAttention: input 'object_words' has no word of the appearance prompt"),
+    ({"adain_start": 1.5}, r"CrossImageAttention: input 'adain_start' is 1.5, but it must lie between 0.0 and 1.0"),
 ])
 def test_bad_inputs_name_the_node_and_the_input(tiny_sd15, kw, match):
     model, clip, _ = tiny_sd15
@@ -273,3 +350,30 @@ def test_sdxl_structure_and_appearance_rows_are_plain(tiny_sdxl):
     ref = sample(model, clip, pos, lat, steps=3)
     assert torch.equal(out[:2], ref[:2])
     assert (out[2] - ref[2]).abs().max() > 1e-3
+
+
+# Figures from `python -m shapes.probes_appearance --seeds 6 --contrast 1.67 --adain object "object and background"`
+# (as above, plus the paper's AdaIN of the output's x0 prediction from 0.2 of the steps, masks from the
+# cross-attention of "circle" and "square"), seeds 0-5: the output object overlapping the structure's
+#   object (colour, centroid offset, IoU): adain "object": blue every seed; offset 0.004, 0.017, 0.004,
+#   0.011, 0.010, 0.004; IoU 0.77, 0.70, 0.82, 0.77, 0.84, 0.86 (red every seed without AdaIN);
+#   background moved towards the appearance's: 0.006, 0.180, 0.288, 0.027, 0.010, 0.411.
+#   adain "object and background": blue every seed, offset <= 0.020, background moved 0.86-0.96.
+ADAIN_SEEDS = (0, 1, 2, 3)
+ADAIN_BACKGROUND_MIN = 0.6  # "object and background": measured at least 0.858 (seeds 0-5)
+
+
+@pytest.mark.semantic
+@pytest.mark.parametrize("adain", ["object", "object and background"])
+def test_adain_gives_the_output_the_appearance_colours_on_the_structure_layout(shapes, adain):
+    from attention_motion.shapes import probes_appearance as probe
+    model, clip, vae = shapes
+    for s in ADAIN_SEEDS:
+        r = probe.cross_image(model, clip, vae, seed=s, adain=adain)
+        r.pop("images")
+        placed = r["placed"]
+        assert placed is not None and placed["colour"] == "blue", r
+        assert placed["offset"] <= LAYOUT_TOL and placed["iou"] >= 0.5, r
+        assert r["appearance_colour_px"] > 10 * r["structure_colour_px"], r
+        if adain == "object and background":
+            assert r["background_transfer"] >= ADAIN_BACKGROUND_MIN, r

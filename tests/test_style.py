@@ -18,10 +18,10 @@ LINES = "a red cat sitting on a car\na blue dog on a green lawn\na yellow bird i
 
 
 def _build(model, clip, prompts=LINES, strength=1.0, start=0.0, end=1.0, resolutions="all", blocks="all",
-           adain="queries and keys", latent=None):
+           adain="queries and keys", latent=None, **more):
     from attention_motion.nodes.style import StyleAligned
     return StyleAligned().build(model, clip, prompts, strength, start, end, resolutions, blocks, adain, SIZE, SIZE,
-                                latent=latent)
+                                latent=latent, **more)
 
 
 def _sample(model, clip, positive, latent, seed=7, steps=STEPS, **kw):
@@ -111,6 +111,57 @@ def test_layers_and_adain_choices_change_what_is_shared(tiny_sd15):
             if a < b:
                 assert (outs[a][1:] - outs[b][1:]).abs().max() > 1e-4, (a, b)
             assert torch.equal(outs[a][0], outs[b][0])
+
+
+@pytest.mark.core
+def test_joint_group_norm_takes_the_statistics_of_the_row_and_the_reference():
+    from attention_motion.host.groupnorm import NormShare, joint_group_norm
+    g = torch.Generator().manual_seed(4)
+    x, ref = torch.randn(2, 4, 3, 5, generator=g) * 2 + 1, torch.randn(2, 4, 3, 5, generator=g) - 3
+    norm = torch.nn.GroupNorm(2, 4, affine=False)
+    y = joint_group_norm(norm, x, ref)
+    both = torch.cat([x, ref], -1).reshape(2, 2, -1)
+    expect = (x.reshape(2, 2, -1) - both.mean(-1, keepdim=True)) / (both.var(-1, unbiased=False, keepdim=True)
+                                                                      + norm.eps).sqrt()
+    assert torch.allclose(y, expect.reshape(x.shape), atol=1e-5)
+    assert torch.allclose(joint_group_norm(norm, ref, ref), norm(ref), atol=1e-5)  # the reference with itself
+    share = NormShare(1.0, None, lambda site: True)
+    assert share.plan("output", torch.zeros(6, 4, 2, 2)) is None  # not armed: outside a model call
+    share.arm(True)
+    share.begin(3, (2, 2))
+    assert share.plan("output", torch.zeros(6, 4, 2, 2)) == ([1, 2, 4, 5], [0, 0, 3, 3])
+    share.end()
+    assert share.plan("output", torch.zeros(6, 4, 2, 2)) is None
+
+
+def test_shared_group_norm_keeps_the_reference_row_and_strength_zero_plain(tiny_sd15, plain_batch):
+    from attention_motion.host.groupnorm import NORM_LINK
+    from attention_motion.host.unet_chain import has_link
+    model, clip, _ = tiny_sd15
+    m, positive, latent = _build(model, clip, share_group_norm=True)
+    assert has_link(m, NORM_LINK) and not has_link(model, NORM_LINK)
+    assert m.object_patches and not model.object_patches  # patched on the clone only
+    out = _sample(m, clip, positive, latent)
+    assert torch.equal(out[0], plain_batch[0])
+    attention_only = _sample(_build(model, clip)[0], clip, positive, latent)
+    for r in (1, 2):
+        assert (out[r] - attention_only[r]).abs().max() > 1e-3  # the shared statistics change the others
+    assert torch.equal(_sample(m, clip, positive, latent), out)  # nothing survives a run
+    m0, positive, latent = _build(model, clip, strength=0.0, share_group_norm=True)
+    assert torch.equal(_sample(m0, clip, positive, latent), plain_batch)
+    # the input MODEL is not patched: sampling it again gives the plain batch
+    assert torch.equal(_sample(model, clip, positive, latent), plain_batch)
+
+
+def test_sdxl_shared_group_norm_reference_row_is_plain(tiny_sdxl):
+    model, clip = tiny_sdxl
+    prompts = "a red cat\na blue dog"
+    m, positive, latent = _build(model, clip, prompts=prompts, share_group_norm=True)
+    out = _sample(m, clip, positive, latent, steps=3)
+    _, pos0, lat0 = _build(model, clip, prompts=prompts, strength=0.0)
+    ref = _sample(model, clip, pos0, lat0, steps=3)
+    attention_only = _sample(_build(model, clip, prompts=prompts)[0], clip, positive, latent, steps=3)
+    assert torch.equal(out[0], ref[0]) and (out[1] - attention_only[1]).abs().max() > 1e-4
 
 
 def test_sdxl_reference_row_is_plain(tiny_sdxl):
