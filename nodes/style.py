@@ -84,11 +84,12 @@ class StyleAligned:
             "optional": {
                 "latent": ("LATENT", {"tooltip": "Optional: one picture's latent from Diffusion Inversion; it is the reference row (line 1 describes it) and width and height are the picture's."}),
                 "share_group_norm": ("BOOLEAN", {"default": False, "tooltip": "Each row's GroupNorm statistics taken jointly with the reference row's (the paper's share_group_norm), in the same steps, blocks and resolutions."}),
+                "latent_adain": ("BOOLEAN", {"default": False, "tooltip": "Each row's predicted clean latent takes the reference's mean and spread per channel at every step of the window (colour, tone; not in the paper)."}),
             },
         }
 
     def build(self, model, clip, prompts, strength, start, end, resolutions, blocks, adain, width, height, latent=None,
-              share_group_norm=False):
+              share_group_norm=False, latent_adain=False):
         check_inputs(self, locals())
         window = check_window(NODE, start, end)
         lines = prompt_lines(NODE, "prompts", prompts, MAX_ROWS, MAX_PROMPT_CHARS)
@@ -106,7 +107,7 @@ class StyleAligned:
                              "(Latent From Batch picks one).")
         queries, keys = ADAIN[adain]
         share = NormShare(strength, levels, lambda site: block_matches(blocks, (site,))) if share_group_norm else None
-        patched = install(model, SharedStyle(strength, window, levels, blocks, queries, keys, share), NODE)
+        patched = install(model, SharedStyle(strength, window, levels, blocks, queries, keys, share, latent_adain), NODE)
         if share is not None:
             install_norm_share(patched, share)
         rows = len(lines)

@@ -303,11 +303,27 @@ def style_case(b: Bench):
                              prompts=f"{b.prompt}\na red triangle and a blue square\na green circle")
 
 
+@register("style aligned + group norm", 3)
+def style_norm_case(b: Bench):
+    """Style Aligned with share_group_norm: each other row's GroupNorms run once more, jointly with the reference."""
+    return lambda: call_node("StyleAligned", model=b.model, clip=b.clip, width=b.size, height=b.size,
+                             prompts=f"{b.prompt}\na red triangle and a blue square\na green circle",
+                             share_group_norm=True)
+
+
 @register("cross-image attention", 3)
 def cross_image_case(b: Bench):
     """The output row's decoder self-attention swapped (no extra attention); against a plain batch of 3."""
     return lambda: call_node("CrossImageAttention", model=b.model, clip=b.clip, structure_prompt=b.prompt,
                              appearance_prompt="a green triangle", width=b.size, height=b.size)
+
+
+@register("cross-image attention + adain object", 3)
+def cross_image_adain_case(b: Bench):
+    """With the masked AdaIN: the object words' maps recorded, the output's x0 renormalised each step."""
+    return lambda: call_node("CrossImageAttention", model=b.model, clip=b.clip, structure_prompt=b.prompt,
+                             appearance_prompt="a green triangle", width=b.size, height=b.size, adain="object",
+                             object_words="circle, triangle")
 
 
 @register("self segmentation", 1)

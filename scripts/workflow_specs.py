@@ -451,7 +451,8 @@ style_aligned = Workflow(
         Node(3, "CLIPTextEncode", 1, {"text": "blurry, low quality"}, {"clip": (1, 1)}, title="Negative prompt"),
         Node(5, "StyleAligned", 1, {"prompts": STYLE_PROMPTS, "strength": 1.0, "start": 0.0, "end": 1.0,
                                     "resolutions": "all", "blocks": "all", "adain": "queries and keys",
-                                    "width": 512, "height": 512, "share_group_norm": False},
+                                    "width": 512, "height": 512, "share_group_norm": False,
+                                    "latent_adain": False},
              {"model": (1, 0), "clip": (1, 1)}),
         _sampler(6, 2, (5, 0), (5, 2), positive=(5, 1)),
         *_decode_save(7, 3, (6, 0), "attention_motion/style_aligned"),
@@ -467,6 +468,8 @@ the reference's and it attends to the reference's keys and values as well as its
 - latent (optional): Diffusion Inversion's LATENT makes your picture the reference.
 - share_group_norm (optional): each image's GroupNorm statistics are taken jointly with the
   reference's too (stronger colour and tone sharing).
+- latent_adain (optional): each image's predicted latent takes the reference's background
+  colour and spread at every step (not in the paper; the strongest colour and tone match).
 
 Sample the three outputs together (MODEL, positive, LATENT); the first saved image is the
 reference, as a plain generation of line 1 with this seed.

@@ -309,6 +309,7 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--dx", type=float, default=0.4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--latent-adain", action="store_true", help="with --style: Style Aligned's latent_adain on")
     ap.add_argument("--style", action="store_true", help="the Style Aligned probe only")
     ap.add_argument("--photo", action="store_true", help="the loaded-picture probe only (every inversion method)")
     ap.add_argument("--photo-out", default=None, help="with --photo: write its images (GIF + PNG strip) to this stem")
@@ -321,7 +322,7 @@ def main(argv=None) -> None:
     model, clip, vae = M.build(args.weights)
     if args.style:
         for seed in range(8):
-            r = style_aligned(pack, model, clip, vae, seed=seed)
+            r = style_aligned(pack, model, clip, vae, seed=seed, **({"latent_adain": True} if args.latent_adain else {}))
             r.pop("plain_images"), r.pop("aligned_images")
             print("style", json.dumps(r), flush=True)
         return

@@ -153,6 +153,37 @@ def test_shared_group_norm_keeps_the_reference_row_and_strength_zero_plain(tiny_
     assert torch.equal(_sample(model, clip, positive, latent), plain_batch)
 
 
+@pytest.mark.core
+def test_background_adain_gives_the_rows_the_references_background_statistics():
+    from attention_motion.controllers.style import adain, background_adain
+    g = torch.Generator().manual_seed(3)
+    ref = 0.2 + 0.05 * torch.randn(1, 400, 4, generator=g)  # a background of mean 0.2 ...
+    ref[:, :40] = 3.0  # ... with an object (10% of the positions)
+    x = -1.0 + 0.3 * torch.randn(2, 400, 4, generator=g)
+    x[:, 360:] = -6.0  # each row's own object, of another colour
+    out = background_adain(x, ref)
+    bg = out[:, :300]  # positions far from the row's object
+    assert torch.allclose(bg.mean(dim=1), torch.full((2, 4), 0.2), atol=0.05)  # the reference's background
+    assert torch.allclose(out.std(dim=1, unbiased=False), ref.std(dim=1, unbiased=False).expand(2, 4), rtol=1e-3)
+    whole = adain(x, ref)[:, :300]  # whole-latent statistics: the objects pull the background off
+    assert (whole.mean(dim=1) - 0.2).abs().min() > 0.3
+
+
+def test_latent_adain_keeps_the_reference_row_and_strength_zero_plain(tiny_sd15, plain_batch):
+    model, clip, _ = tiny_sd15
+    m, positive, latent = _build(model, clip, latent_adain=True)
+    out = _sample(m, clip, positive, latent)
+    assert torch.equal(out[0], plain_batch[0])
+    attention_only = _sample(_build(model, clip)[0], clip, positive, latent)
+    for r in (1, 2):
+        assert (out[r] - attention_only[r]).abs().max() > 1e-3
+    assert torch.equal(_sample(m, clip, positive, latent), out)  # nothing survives a run
+    m0, positive, latent = _build(model, clip, strength=0.0, latent_adain=True)
+    assert torch.equal(_sample(m0, clip, positive, latent), plain_batch)
+    late, positive, latent = _build(model, clip, start=1.0, end=1.0, strength=1.0, latent_adain=True)
+    assert torch.isfinite(_sample(late, clip, positive, latent)).all()
+
+
 def test_sdxl_shared_group_norm_reference_row_is_plain(tiny_sdxl):
     model, clip = tiny_sdxl
     prompts = "a red cat\na blue dog"
