@@ -311,6 +311,14 @@ def style_norm_case(b: Bench):
                              share_group_norm=True)
 
 
+@register("style aligned + latent adain", 3)
+def style_latent_case(b: Bench):
+    """Style Aligned with latent_adain: one AdaIN of the other rows' x0 prediction per step."""
+    return lambda: call_node("StyleAligned", model=b.model, clip=b.clip, width=b.size, height=b.size,
+                             prompts=f"{b.prompt}\na red triangle and a blue square\na green circle",
+                             latent_adain=True)
+
+
 @register("cross-image attention", 3)
 def cross_image_case(b: Bench):
     """The output row's decoder self-attention swapped (no extra attention); against a plain batch of 3."""
