@@ -277,7 +277,7 @@ def test_style_aligned_keeps_the_reference_and_every_row_s_object(shapes):
 # seed 5 row 2: 0.084 vs 0.069). Seeds 0-3, plain / latent_adain: (0.074, 0.151) / (0.005, 0.003),
 # (0.108, 0.123) / (0.025, 0.016), (0.121, 0.024) / (0.032, 0.025), (0.070, 0.064) / (0.022, 0.034).
 LATENT_ADAIN_SEEDS = (0, 1, 2, 3)
-LATENT_ADAIN_MEAN_SHARE = 0.5   # mean distance at most this share of the plain batch's (measured 0.26)
+LATENT_ADAIN_MEAN_SHARE = 0.5   # mean distance at most this share of the plain batch's (measured 0.22)
 LATENT_ADAIN_ROW_SLACK = 0.01   # no row further than its plain distance + this (measured +0.001 at worst)
 
 
