@@ -39,10 +39,17 @@ def optimized_attention():
     return attention.optimized_attention
 
 
+ATTENTION_OVERRIDE = "optimized_attention_override"  # transformer option of 2025 hosts (another pack's attention)
+
+
 def host_attention(q, k, v, extra: dict):
     """The host's optimised attention for one block, with the block's own precision (SD2.x models
-    ask the host for float32 attention through ``attn_precision``; hosts before 2024-06 pass none)."""
+    ask the host for float32 attention through ``attn_precision``; hosts before 2024-06 pass none)
+    and, where another pack set one, the host's attention override (``extra`` holds the
+    transformer options; passed only then, as hosts before 2025 take no such argument)."""
     kwargs = {"attn_precision": extra["attn_precision"]} if extra.get("attn_precision") is not None else {}
+    if ATTENTION_OVERRIDE in extra:
+        kwargs["transformer_options"] = extra
     return optimized_attention()(q, k, v, int(extra["n_heads"]), **kwargs)
 
 

@@ -229,3 +229,28 @@ def test_long_prompt_tokens_beyond_77(host, tiny_sd15):
     assert store.token_indices[0][0] >= 77
     _sample(mc, clip, prompt=prompt, steps=2)
     assert store.maps().shape[:2] == (1, 1) and store.maps().sum() > 0
+
+
+def test_another_packs_attention_override_still_runs_under_the_router(host, tiny_sd15):
+    """2025 hosts let a pack replace the attention function through the transformer option
+    ``optimized_attention_override``; a routed model must still call it, as the plain one does."""
+    import inspect
+
+    import comfy.ldm.modules.attention as attention
+    if "transformer_options" not in inspect.getsource(attention.CrossAttention.forward):
+        pytest.skip("this host has no attention override (hosts before 2025)")
+    model, clip = tiny_sd15[0], tiny_sd15[1]
+    calls = []
+
+    def override(func, *args, **kwargs):
+        calls.append(args[0].shape)
+        return func(*args, **kwargs)
+
+    overridden = model.clone()
+    options = overridden.model_options.setdefault("transformer_options", {})
+    overridden.model_options["transformer_options"] = {**options, "optimized_attention_override": override}
+    plain = _sample(overridden, clip, steps=2)
+    plain_calls, calls[:] = list(calls), []
+    routed = _sample(install(overridden, Recorder(), "test"), clip, steps=2)
+    assert plain_calls and calls == plain_calls  # every self- and cross-attention call, in order
+    assert (routed - plain).abs().max().item() <= 1e-5
