@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ..core.controller import AttnCall, Controller, RunInfo
 from ..core.grid import level_grid
 from ..core.maps import MapAccumulator
-from .style import block_matches
+from .style import block_matches, channel_stats
 
 STRUCTURE, APPEARANCE, OUTPUT = 0, 1, 2
 ROWS = 3
@@ -53,8 +53,7 @@ def region_adain(x: torch.Tensor, ref: torch.Tensor, x_mask: torch.Tensor | None
     xm = None if x_mask is None else x_mask.flatten()
     rm = None if ref_mask is None else ref_mask.flatten()
     xs, rs = (xf if xm is None else xf[:, xm]), (rf if rm is None else rf[:, rm])
-    mx, sx = xs.mean(1, keepdim=True), (xs.var(1, unbiased=False, keepdim=True) + eps).sqrt()
-    mr, sr = rs.mean(1, keepdim=True), (rs.var(1, unbiased=False, keepdim=True) + eps).sqrt()
+    (mx, sx), (mr, sr) = channel_stats(xs, 1, eps), channel_stats(rs, 1, eps)
     y = (xf - mx) / sx * sr + mr
     if xm is not None:
         y = torch.where(xm[None], y, xf)
@@ -178,7 +177,7 @@ class CrossImageController(Controller):
         return self.adain != "off"
 
     def denoised(self, run: RunInfo, denoised: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if run is None or run.progress < self.adain_start - 1e-9 or denoised.shape[0] != ROWS:
+        if run is None or not run.within((self.adain_start, 1.0)) or denoised.shape[0] != ROWS:
             return denoised
         out, app = denoised[OUTPUT], denoised[APPEARANCE]
         if self.adain == "whole latent":
