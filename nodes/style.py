@@ -84,7 +84,7 @@ class StyleAligned:
             "optional": {
                 "latent": ("LATENT", {"tooltip": "Optional: one picture's latent from Diffusion Inversion; it is the reference row (line 1 describes it) and width and height are the picture's."}),
                 "share_group_norm": ("BOOLEAN", {"default": False, "tooltip": "Each row's GroupNorm statistics taken jointly with the reference row's (the paper's share_group_norm), in the same steps, blocks and resolutions."}),
-                "latent_adain": ("BOOLEAN", {"default": False, "tooltip": "Each row's predicted clean latent takes the reference's mean and spread per channel at every step of the window (colour, tone; not in the paper)."}),
+                "latent_adain": ("BOOLEAN", {"default": False, "tooltip": "Each row's predicted clean latent takes the reference's background colour, gradient and spread per channel at every step of the window (not in the paper)."}),
             },
         }
 

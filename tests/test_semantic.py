@@ -271,14 +271,15 @@ def test_style_aligned_keeps_the_reference_and_every_row_s_object(shapes):
         assert min(r["rows_diff"]) > STYLE_ROWS_CHANGE, (seed, r["rows_diff"])
 
 
-# With `latent_adain` every row's background moves to the reference's (seeds 0-7, `python -m
-# shapes.probes --style --latent-adain`): distance 0.108 -> 0.033, every object kept (24 of 24),
-# reference unchanged; 14 of 16 rows closer than in the plain batch (seed 2 row 2: 0.025 vs 0.024;
-# seed 5 row 2: 0.084 vs 0.069). Seeds 0-3, plain / latent_adain: (0.074, 0.151) / (0.005, 0.003),
-# (0.108, 0.123) / (0.025, 0.016), (0.121, 0.024) / (0.032, 0.025), (0.070, 0.064) / (0.022, 0.034).
+# With `latent_adain` every row's background takes the reference's colour and gradient (seeds 0-7,
+# `python -m shapes.probes --style --latent-adain`): distance 0.108 -> 0.014, every row closer than
+# in the plain batch (16 of 16), every object kept (24 of 24), reference unchanged. Seeds 0-3,
+# plain / latent_adain: (0.074, 0.151) / (0.006, 0.001), (0.108, 0.123) / (0.006, 0.010),
+# (0.121, 0.024) / (0.008, 0.005), (0.070, 0.064) / (0.022, 0.020).
 LATENT_ADAIN_SEEDS = (0, 1, 2, 3)
-LATENT_ADAIN_MEAN_SHARE = 0.5   # mean distance at most this share of the plain batch's (measured 0.22)
-LATENT_ADAIN_ROW_SLACK = 0.01   # no row further than its plain distance + this (measured +0.001 at worst)
+LATENT_ADAIN_MEAN_SHARE = 0.25  # mean distance at most this share of the plain batch's (measured 0.106)
+LATENT_ADAIN_ROW_SHARE = 0.5    # every row at most this share of its plain distance (measured 0.32 at most)
+LATENT_ADAIN_ROW_MAX = 0.04     # and at most this distance (measured 0.022 at most)
 
 
 def test_style_aligned_latent_adain_matches_the_backgrounds(shapes):
@@ -292,4 +293,5 @@ def test_style_aligned_latent_adain_matches_the_backgrounds(shapes):
         plain += r["plain"]["bg_distance"]
         aligned += r["aligned"]["bg_distance"]
     assert sum(aligned) <= LATENT_ADAIN_MEAN_SHARE * sum(plain), (plain, aligned)
-    assert all(a <= p + LATENT_ADAIN_ROW_SLACK for p, a in zip(plain, aligned)), (plain, aligned)
+    assert all(a <= LATENT_ADAIN_ROW_SHARE * p for p, a in zip(plain, aligned)), (plain, aligned)
+    assert max(aligned) <= LATENT_ADAIN_ROW_MAX, aligned

@@ -154,19 +154,27 @@ def test_shared_group_norm_keeps_the_reference_row_and_strength_zero_plain(tiny_
 
 
 @pytest.mark.core
-def test_background_adain_gives_the_rows_the_references_background_statistics():
-    from attention_motion.controllers.style import adain, background_adain
+def test_background_adain_gives_the_rows_the_references_background_colour_and_gradient():
+    from attention_motion.controllers.style import background_adain, background_planes
     g = torch.Generator().manual_seed(3)
-    ref = 0.2 + 0.05 * torch.randn(1, 400, 4, generator=g)  # a background of mean 0.2 ...
-    ref[:, :40] = 3.0  # ... with an object (10% of the positions)
-    x = -1.0 + 0.3 * torch.randn(2, 400, 4, generator=g)
-    x[:, 360:] = -6.0  # each row's own object, of another colour
+    h = w = 20
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    ref_plane = torch.stack([0.2 + 0.5 * xs, -0.3 * ys, 0.1 + 0.2 * xs - 0.2 * ys, torch.full_like(xs, 0.4)])
+    ref = (ref_plane + 0.05 * torch.randn(4, h, w, generator=g))[None]
+    ref[..., 2:6, 2:6] = 3.0  # the reference's object
+    x = (-1.0 - 0.6 * ys + 0.3 * xs + 0.3 * torch.randn(2, 4, h, w, generator=g))
+    x[..., 12:16, 12:16] = -6.0  # each row's own object, of another colour
     out = background_adain(x, ref)
-    bg = out[:, :300]  # positions far from the row's object
-    assert torch.allclose(bg.mean(dim=1), torch.full((2, 4), 0.2), atol=0.05)  # the reference's background
-    assert torch.allclose(out.std(dim=1, unbiased=False), ref.std(dim=1, unbiased=False).expand(2, 4), rtol=1e-3)
-    whole = adain(x, ref)[:, :300]  # whole-latent statistics: the objects pull the background off
-    assert (whole.mean(dim=1) - 0.2).abs().min() > 0.3
+    bg = torch.ones(h, w, dtype=torch.bool)
+    bg[10:18, 10:18] = False  # positions away from the rows' object
+    fitted = background_planes(out)
+    assert (fitted - ref_plane).abs()[..., bg].max() < 0.1  # the reference's colour and gradient
+    # the rows' objects stay theirs: far from the background, of their own sign
+    assert (out[..., 12:16, 12:16] < ref_plane[..., 12:16, 12:16] - 1.0).all()
+    planes_x = background_planes(x)
+    rest_out, rest_ref = out - background_planes(out), ref - background_planes(ref)
+    assert torch.allclose(rest_out.flatten(2).std(-1), rest_ref.flatten(2).std(-1).expand(2, 4), rtol=0.05)
+    assert (planes_x - ref_plane).abs().max() > 0.5  # the rows started elsewhere
 
 
 def test_latent_adain_keeps_the_reference_row_and_strength_zero_plain(tiny_sd15, plain_batch):
