@@ -89,9 +89,12 @@ class ShapesClipModel(comfy.sd1_clip.SD1ClipModel):
             self.dtypes.add(dtype)
 
 
-def new_unet():
-    """A fresh (uninitialised) BaseModel of the shapes UNet; ``.diffusion_model`` is the UNet."""
-    cfg = ShapesSD15(dict(UNET_CONFIG))
+def new_unet(channels: int = UNET_CONFIG["model_channels"]):
+    """A fresh (uninitialised) BaseModel of the shapes UNet with ``channels`` model channels (a
+    multiple of 32: GroupNorm's groups); ``.diffusion_model`` is the UNet."""
+    if channels <= 0 or channels % 32:
+        raise ValueError("UNet channels must be a positive multiple of 32, got {}".format(channels))
+    cfg = ShapesSD15(dict(UNET_CONFIG, model_channels=int(channels)))
     if hasattr(cfg, "set_inference_dtype"):
         cfg.set_inference_dtype(torch.float32, None)
     return cfg.get_model({}).to(torch.float32)
@@ -125,6 +128,11 @@ def init_clip(clip, seed: int) -> None:
             p.copy_(val.half().float())  # stored as float16: use exactly those values
 
 
+def unet_channels(state_dict: Dict[str, torch.Tensor]) -> int:
+    """The model channels of saved UNet weights (the first conv's output channels)."""
+    return int(state_dict["input_blocks.0.0.weight"].shape[0])
+
+
 def _load(path: str) -> Dict[str, torch.Tensor]:
     return {k: v.float() for k, v in comfy.utils.load_torch_file(path, safe_load=True).items()}
 
@@ -137,8 +145,9 @@ def build(weights_dir: Optional[str] = None):
     if missing:
         raise FileNotFoundError("shapes model weights missing: {}".format(", ".join(missing)))
     with torch.inference_mode():
-        base = new_unet()
-        base.diffusion_model.load_state_dict(_load(paths["unet"]), strict=True)
+        unet_sd = _load(paths["unet"])
+        base = new_unet(unet_channels(unet_sd))
+        base.diffusion_model.load_state_dict(unet_sd, strict=True)
         base = base.eval()
         cpu = torch.device("cpu")
         model = comfy.model_patcher.ModelPatcher(base, load_device=cpu, offload_device=cpu)

@@ -4,7 +4,14 @@
     python -m shapes.train decoder --work DIR [--seed 0] [--steps 800]  [--threads 1]
     python -m shapes.train export  --work DIR [--out models/shapes]
 
-``--init FILE`` starts the UNet from saved weights (a second phase with a fresh schedule).
+``--init FILE`` starts the UNet (or the decoder) from saved weights (a next phase with a fresh
+schedule); ``--channels`` sets the UNet's width (model channels, a multiple of 32).
+
+A phase is resumable: every ``--save-every`` steps it writes a full checkpoint
+(``<what>_ckpt.pt``: weights, EMA, optimiser, data-generator state, step) into ``--work``, and the
+same command run again resumes from it, giving the same weights as an uninterrupted run.  A
+checkpoint of other settings is refused.  ``--stop-at N`` stops after step N's checkpoint (to split
+a phase across time slots).
 
 ``unet`` and ``decoder`` are independent (the encoder is analytic, see ``shapes.vae``) and can
 run at the same time; both write checkpoints to ``--work`` every ``--save-every`` steps, so a
@@ -60,6 +67,40 @@ def save_st(tensors, path):
     save_file({k: v.detach().contiguous().to(torch.float16) if v.is_floating_point() else v.contiguous()
                for k, v in tensors.items()}, tmp)
     os.replace(tmp, path)
+
+
+# Settings that do not change what a phase computes: they may differ when it is resumed.
+NOT_PHASE_ARGS = ("threads", "save_every", "stop_at", "comfyui", "out", "work")
+
+
+def phase_settings(args) -> dict:
+    """The settings that define a phase (a resumed phase must have the same)."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in NOT_PHASE_ARGS}
+
+
+def checkpoint_path(args) -> str:
+    return os.path.join(args.work, "{}_ckpt.pt".format(args.what))
+
+
+def save_checkpoint(args, state: dict) -> None:
+    """Write a phase's full state atomically (a stop while writing leaves the last one)."""
+    path = checkpoint_path(args)
+    torch.save(dict(state, settings=phase_settings(args)), path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(args):
+    """The phase's last checkpoint in ``--work``, or None; refuses one of other settings."""
+    path = checkpoint_path(args)
+    if not os.path.exists(path):
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["settings"] != phase_settings(args):
+        diff = sorted(k for k in set(state["settings"]) | set(phase_settings(args))
+                      if state["settings"].get(k) != phase_settings(args).get(k))
+        raise SystemExit("{} holds a checkpoint of other settings ({}); give another --work or delete it"
+                         .format(path, ", ".join(diff)))
+    return state
 
 
 class AttentionTap:
@@ -259,10 +300,11 @@ def train_unet(args) -> None:
     lat, cap, obj_mask, obj_count = build_dataset(args.seed, args.scenes, A, b)
     say("dataset {} latents, std {:.3f}".format(lat.shape[0], float(lat.std())))
 
-    base = M.new_unet()
+    base = M.new_unet(args.channels)
     unet = base.diffusion_model.train()
     init_unet(unet, args.seed + 4)
-    if args.init:  # continue from an earlier run's EMA weights (a second phase with its own schedule)
+    resume = load_checkpoint(args)
+    if args.init and resume is None:  # continue from an earlier run's EMA weights (a second phase with its own schedule)
         from safetensors.torch import load_file
         unet.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
         say("initialised from {}".format(args.init))
@@ -274,7 +316,16 @@ def train_unet(args) -> None:
     ac = sd15_alphas_cumprod()
     gen = torch.Generator().manual_seed(args.seed + 5)
     avg = avg_attn = None
-    for step in range(1, args.steps + 1):
+    first, spent = 1, 0.0
+    if resume is not None:
+        unet.load_state_dict(resume["weights"])
+        ema = resume["ema"]
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        avg, avg_attn, spent = resume["loss"], resume["attention_loss"], resume["seconds"]
+        first = resume["step"] + 1
+        say("resumed after step {}".format(resume["step"]))
+    for step in range(first, args.steps + 1):
         lr = args.lr * min(1.0, step / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -314,12 +365,19 @@ def train_unet(args) -> None:
         avg_attn = a_loss if avg_attn is None else 0.98 * avg_attn + 0.02 * a_loss
         if step % 20 == 0:
             say("step {} loss {:.4f} attention {:.4f} lr {:.2e}".format(step, avg, avg_attn, lr))
-        if step % args.save_every == 0 or step == args.steps:
+        if step % args.save_every == 0 or step in (args.steps, args.stop_at):
+            seconds = spent + time.time() - t0
             save_st(ema, os.path.join(args.work, "unet_ema.safetensors"))
+            save_checkpoint(args, {"step": step, "weights": unet.state_dict(), "ema": ema,
+                                   "optimizer": opt.state_dict(), "generator": gen.get_state(), "loss": avg,
+                                   "attention_loss": avg_attn, "seconds": seconds})
             with open(os.path.join(args.work, "unet_state.json"), "w") as f:
-                json.dump({"step": step, "loss": avg, "attention_loss": avg_attn, "seconds": time.time() - t0, "params": n_params,
-                           "args": vars(args)}, f)
+                json.dump({"step": step, "loss": avg, "attention_loss": avg_attn, "seconds": seconds,
+                           "params": n_params, "args": vars(args)}, f)
             say("saved step {}".format(step))
+        if step == args.stop_at and step < args.steps:
+            say("stopped at step {} of {}; the same command resumes".format(step, args.steps))
+            return
     say("done")
 
 
@@ -338,10 +396,21 @@ def train_decoder(args) -> None:
     A, b = whitening(args.seed, args.whiten_scenes)
     gen = torch.Generator().manual_seed(args.seed + 6)
     dec = vae.init_module(vae.Decoder(), gen)
+    resume = load_checkpoint(args)
+    if args.init and resume is None:  # continue from an earlier phase's decoder (a fresh schedule)
+        from safetensors.torch import load_file
+        dec.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
+        say("initialised from {}".format(args.init))
     opt = torch.optim.Adam(dec.parameters(), lr=args.lr)
     crop = args.crop // 8
-    avg = None
-    for step in range(1, args.steps + 1):
+    avg, first, spent = None, 1, 0.0
+    if resume is not None:
+        dec.load_state_dict(resume["weights"])
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        avg, spent, first = resume["loss"], resume["seconds"], resume["step"] + 1
+        say("resumed after step {}".format(resume["step"]))
+    for step in range(first, args.steps + 1):
         lr = args.lr * min(1.0, step / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -363,11 +432,17 @@ def train_decoder(args) -> None:
         avg = float(loss) if avg is None else 0.95 * avg + 0.05 * float(loss)
         if step % 10 == 0:
             say("step {} loss {:.4f}".format(step, avg))
-        if step % args.save_every == 0 or step == args.steps:
+        if step % args.save_every == 0 or step in (args.steps, args.stop_at):
+            seconds = spent + time.time() - t0
             save_st(dec.state_dict(), os.path.join(args.work, "decoder.safetensors"))
+            save_checkpoint(args, {"step": step, "weights": dec.state_dict(), "optimizer": opt.state_dict(),
+                                   "generator": gen.get_state(), "loss": avg, "seconds": seconds})
             with open(os.path.join(args.work, "decoder_state.json"), "w") as f:
-                json.dump({"step": step, "loss": avg, "seconds": time.time() - t0, "args": vars(args)}, f)
+                json.dump({"step": step, "loss": avg, "seconds": seconds, "args": vars(args)}, f)
             say("saved step {}".format(step))
+        if step == args.stop_at and step < args.steps:
+            say("stopped at step {} of {}; the same command resumes".format(step, args.steps))
+            return
     say("done")
 
 
@@ -413,7 +488,10 @@ def main(argv=None) -> None:
                     help="unet: weight of the attention supervision loss (0 turns it off)")
     ap.add_argument("--force", type=float, default=0.5,
                     help="unet: share of samples whose object-word maps are replaced by the object masks")
-    ap.add_argument("--init", default=None, help="unet: start from these weights (safetensors)")
+    ap.add_argument("--init", default=None, help="unet, decoder: start from these weights (safetensors)")
+    ap.add_argument("--channels", type=int, default=32, help="unet: model channels (a multiple of 32)")
+    ap.add_argument("--stop-at", type=int, default=None,
+                    help="unet, decoder: stop after this step's checkpoint; the same command resumes")
     ap.add_argument("--crop", type=int, default=48, help="decoder: training crop in pixels (multiple of 8)")
     ap.add_argument("--whiten-scenes", type=int, default=WHITEN_SCENES,
                     help="unet, decoder: scenes the latent whitening is fitted on (give both the same)")

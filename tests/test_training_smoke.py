@@ -134,3 +134,38 @@ def test_readme_training_commands_run_and_export(host, tmp_path):
         img = vae.decode(lat)
     assert img.shape[-3:] == (size, size, 3) and bool(torch.isfinite(img).all())
     print("training smoke: {} commands in {:.1f} s".format(len(cmds), seconds))
+
+
+def _run(args, env, log_path):
+    proc = _start(args, env, log_path)
+    _finish(proc)
+    with open(log_path) as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("what", ["unet", "decoder"])
+def test_a_stopped_phase_resumes_to_the_same_weights(host, tmp_path, what):
+    env = dict(os.environ, COMFYUI_PATH=harness.setup_host())
+    tiny = ["--batch", "2", "--scenes", "8", "--whiten-scenes", "32", "--threads", "1", "--warmup", "2"]
+    if what == "unet":
+        tiny += ["--channels", "32", "--force", "0.5"]
+    weights = "unet_ema.safetensors" if what == "unet" else "decoder.safetensors"
+    whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
+    _run([what, "--work", whole, "--steps", "4", "--save-every", "2"] + tiny, env, str(tmp_path / "whole.log"))
+    first = _run([what, "--work", split, "--steps", "4", "--save-every", "1", "--stop-at", "3"] + tiny, env,
+                 str(tmp_path / "split1.log"))
+    assert "stopped at step 3 of 4" in first
+    with open(os.path.join(split, what + "_state.json")) as f:
+        assert json.load(f)["step"] == 3
+    second = _run([what, "--work", split, "--steps", "4", "--save-every", "2"] + tiny, env,
+                  str(tmp_path / "split2.log"))
+    # it went on from step 4: a fresh run would have saved step 2 again
+    assert "resumed after step 3" in second and "saved step 4" in second and "saved step 2" not in second
+    with open(os.path.join(whole, weights), "rb") as a, open(os.path.join(split, weights), "rb") as b:
+        assert a.read() == b.read(), "the resumed phase's weights differ from the uninterrupted one's"
+    if what == "decoder":
+        return
+    # another phase's settings in the same folder are refused, naming the setting
+    proc = subprocess.run([sys.executable, "-m", TRAIN, what, "--work", split, "--steps", "4", "--lr", "0.5"] + tiny,
+                          cwd=harness.REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode != 0 and "checkpoint of other settings (lr)" in proc.stderr, proc.stderr[-2000:]
