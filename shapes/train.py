@@ -381,6 +381,16 @@ def train_unet(args) -> None:
     say("done")
 
 
+def decoder_weights(path: str) -> dict:
+    """Decoder weights from a decoder checkpoint or from an exported VAE (``taesd_decoder.*`` keys)."""
+    from safetensors.torch import load_file
+    sd = {k: v.float() for k, v in load_file(path).items()}
+    prefix = "taesd_decoder."
+    if any(k.startswith(prefix) for k in sd):
+        sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    return sd
+
+
 def train_decoder(args) -> None:
     torch.manual_seed(args.seed)
     os.makedirs(args.work, exist_ok=True)
@@ -397,9 +407,8 @@ def train_decoder(args) -> None:
     gen = torch.Generator().manual_seed(args.seed + 6)
     dec = vae.init_module(vae.Decoder(), gen)
     resume = load_checkpoint(args)
-    if args.init and resume is None:  # continue from an earlier phase's decoder (a fresh schedule)
-        from safetensors.torch import load_file
-        dec.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
+    if args.init and resume is None:  # continue from an earlier decoder (a fresh schedule)
+        dec.load_state_dict(decoder_weights(args.init))
         say("initialised from {}".format(args.init))
     opt = torch.optim.Adam(dec.parameters(), lr=args.lr)
     crop = args.crop // 8
