@@ -59,9 +59,11 @@ def background_mask(objs_masks: List[torch.Tensor], dilate: int = 6) -> torch.Te
 
 
 def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle", seed=0, dx=0.25, dy=0.0,
-                end=0.5, steps=STEPS, cfg=CFG, reference="source row", bind="noun phrase", away=False) -> Dict:
+                end=0.5, steps=STEPS, cfg=CFG, reference="source row", bind="noun phrase", away=False,
+                other: Optional[str] = None) -> Dict:
     """Shift toward the image centre by |dx|, |dy| (away from it with ``away``); returns requested and
-    measured shift (fractions).
+    measured shift (fractions). With ``other`` (a colour), also how the object of that colour, which
+    is not moved, fared (:func:`other_object_kept`).
 
     The measured shift is the moved image's object centroid minus the plain generation's (the
     plain KSampler run of the prompt and seed); ``source_diff`` is how far TokenShift's source
@@ -99,7 +101,8 @@ def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle"
     ex, ey = clamp_offset(torch.tensor(res["start"]), torch.tensor([sdx, sdy])).tolist()
     return dict(res, ok=True, measured=got, measured_dy=goty, error=max(abs(got - sdx), abs(goty - sdy)),
                 expected=ex, expected_dy=ey, edge_error=max(abs(got - ex), abs(goty - ey)),
-                shape_kept=o1["shape"] == o0["shape"], bg_psnr=psnr(base, moved, bg), images=(base, moved))
+                shape_kept=o1["shape"] == o0["shape"], bg_psnr=psnr(base, moved, bg), images=(base, moved),
+                **(other_object_kept(base, moved, other) if other else {}))
 
 
 def p2p_colour(pack, model, clip, vae, source="a red square", target="a blue square", seed=0,
@@ -121,6 +124,39 @@ def p2p_colour(pack, model, clip, vae, source="a red square", target="a blue squ
         res.update(iou=inter / union, target_shape=o1["shape"], source_shape=o0["shape"],
                    target_has_source_colour=_main_object(imgs[1], src_c) is not None)
     return res
+
+
+def p2p_shape(pack, model, clip, vae, source="a red circle", target="a red square", seed=0,
+              cross_replace=0.8, self_replace=0.4, steps=STEPS, cfg=CFG) -> Dict:
+    """P2P word swap of the shape word: the edited object's centroid shift (pixels) against the
+    source row's, its colour kept, and the shape the reader sees in each row."""
+    node = _node(pack, "P2PReplace")
+    import nodes as host_nodes
+    with torch.inference_mode():
+        m2, pos, lat = _call(node, model=model, clip=clip, source_prompt=source, target_prompts=target,
+                             mode="replace", cross_replace=cross_replace, cross_replace_words="",
+                             self_replace=self_replace, reweight="", width=128, height=128)
+        out = host_nodes.common_ksampler(m2, seed, steps, cfg, "euler", "normal", pos, q.encode(clip, ""), lat)[0]
+        imgs = q.decode(vae, out["samples"])
+    colour = source.split()[1]
+    o0, o1 = _main_object(imgs[0], colour), _main_object(imgs[1], colour)
+    res = {"seed": seed, "source": source, "target": target, "source_found": o0 is not None,
+           "target_found": o1 is not None, "images": imgs}
+    if o0 is not None and o1 is not None:
+        res.update(shift_px=math.hypot(o1["cx"] - o0["cx"], o1["cy"] - o0["cy"]),
+                   source_shape=o0["shape"], target_shape=o1["shape"],
+                   target_right=o1["shape"] == target.split()[2], source_right=o0["shape"] == source.split()[2])
+    return res
+
+
+def other_object_kept(before: torch.Tensor, after: torch.Tensor, colour: str) -> Dict:
+    """How an object that an edit should not touch fared: its centroid shift (pixels), and the
+    PSNR of the edited image against the unedited one inside its mask (read from ``before``)."""
+    o0, o1 = _main_object(before, colour), _main_object(after, colour)
+    if o0 is None or o1 is None:
+        return {"other_found": o0 is not None and o1 is not None}
+    return {"other_found": True, "other_shift_px": math.hypot(o1["cx"] - o0["cx"], o1["cy"] - o0["cy"]),
+            "other_psnr": psnr(before, after, o0["mask"]), "other_shape_kept": o1["shape"] == o0["shape"]}
 
 
 def frame_sequence(pack, model, clip, vae, prompt="a red circle", word="red circle", frames=4, dx=0.3,
@@ -147,8 +183,10 @@ def frame_sequence(pack, model, clip, vae, prompt="a red circle", word="red circ
 def local_blend(pack, model, clip, vae, source="a red circle and a blue square",
                 target="a red circle and a yellow square", words="square", seed=0, threshold=0.3,
                 dilation=1, start=0.2, resolution="0", cross_replace=0.8, self_replace=0.4,
-                steps=STEPS, cfg=CFG) -> Dict:
+                steps=STEPS, cfg=CFG, other: Optional[str] = None) -> Dict:
     """P2P colour swap of one object with and without LocalBlend: background PSNR source vs target.
+    With ``other`` (a colour), also how the object of that colour, which the edit should not touch,
+    fared in each (``p2p``, ``blend``: :func:`other_object_kept`).
 
     The background is every pixel more than 6 px from the objects of either row (read from pixels).
     """
@@ -177,6 +215,9 @@ def local_blend(pack, model, clip, vae, source="a red circle and a blue square",
                target_colour_plain=_main_object(plain[1], tgt_colour) is not None,
                target_colour_blend=_main_object(blended[1], tgt_colour) is not None,
                images=torch.cat([plain, blended]))
+    if other:
+        out["p2p"] = other_object_kept(plain[0], plain[1], other)
+        out["blend"] = other_object_kept(blended[0], blended[1], other)
     return out
 
 
@@ -311,6 +352,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--latent-adain", action="store_true", help="with --style: Style Aligned's latent_adain on")
     ap.add_argument("--style", action="store_true", help="the Style Aligned probe only")
+    ap.add_argument("--edits", action="store_true",
+                    help="the edits of a shape and of one of two objects only (P2P shape swap, LocalBlend and "
+                         "TokenShift in two-object scenes), seeds 0..--seeds-1")
+    ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--photo", action="store_true", help="the loaded-picture probe only (every inversion method)")
     ap.add_argument("--photo-out", default=None, help="with --photo: write its images (GIF + PNG strip) to this stem")
     args = ap.parse_args(argv)
@@ -325,6 +370,20 @@ def main(argv=None) -> None:
             r = style_aligned(pack, model, clip, vae, seed=seed, **({"latent_adain": True} if args.latent_adain else {}))
             r.pop("plain_images"), r.pop("aligned_images")
             print("style", json.dumps(r), flush=True)
+        return
+    if args.edits:
+        for seed in range(args.seeds):
+            for src, tgt in (("a red circle", "a red square"), ("a red square", "a red circle")):
+                r = p2p_shape(pack, model, clip, vae, source=src, target=tgt, seed=seed)
+                r.pop("images")
+                print("p2p_shape", json.dumps(r), flush=True)
+            r = local_blend(pack, model, clip, vae, seed=seed, other="red")
+            r.pop("images", None)
+            print("two_objects_blend", json.dumps(r), flush=True)
+            r = token_shift(pack, model, clip, vae, prompt="a red circle and a blue square", word="red circle",
+                            seed=seed, dx=0.2, other="blue")
+            r.pop("images", None)
+            print("two_objects_shift", json.dumps(r), flush=True)
         return
     if args.photo:
         for method in ("direct", "negative prompt", "plain"):
