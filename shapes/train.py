@@ -455,23 +455,41 @@ def train_decoder(args) -> None:
     say("done")
 
 
+def phase_chain(work: str, what: str) -> list:
+    """The phases that led to the weights in ``work``, first to last: each phase's saved state
+    (step, loss, seconds, settings), following ``--init`` back through the earlier work folders."""
+    chain, seen = [], set()
+    while work and work not in seen:
+        seen.add(work)
+        path = os.path.join(work, "{}_state.json".format(what))
+        if not os.path.exists(path):
+            break
+        with open(path) as fh:
+            state = json.load(fh)
+        chain.append(state)
+        init = state["args"].get("init")
+        work = os.path.dirname(os.path.abspath(init)) if init else None
+    return chain[::-1]
+
+
 def export(args) -> None:
+    """Write unet/clip/vae safetensors and training.json (every phase of the UNet and the decoder)."""
     from safetensors.torch import load_file
     w = torch.load(os.path.join(args.work, "whitening.pt"))
     enc = vae.analytic_encoder(w["A"], w["b"])
     dec = vae.Decoder()
-    dec.load_state_dict({k: v.float() for k, v in load_file(os.path.join(args.work, "decoder.safetensors")).items()})
+    decoder = args.decoder or os.path.join(args.work, "decoder.safetensors")
+    dec.load_state_dict(decoder_weights(decoder))
     os.makedirs(args.out, exist_ok=True)
     save_st(vae.taesd_state_dict(enc, dec), os.path.join(args.out, "vae.safetensors"))
     for name in ("unet", "clip"):
         src = os.path.join(args.work, "unet_ema.safetensors" if name == "unet" else "clip.safetensors")
         save_st(load_file(src), os.path.join(args.out, name + ".safetensors"))
-    meta = {}
-    for f in ("unet_state.json", "decoder_state.json"):
-        p = os.path.join(args.work, f)
-        if os.path.exists(p):
-            with open(p) as fh:
-                meta[f[:-5]] = json.load(fh)
+    meta = {"unet_phases": phase_chain(args.work, "unet"),
+            "decoder_phases": phase_chain(os.path.dirname(os.path.abspath(decoder)), "decoder")}
+    for what in ("unet", "decoder"):
+        if meta[what + "_phases"]:
+            meta[what + "_state"] = meta[what + "_phases"][-1]
     with open(os.path.join(args.out, "training.json"), "w") as fh:
         json.dump(meta, fh, indent=1, default=str)
     print("exported to", args.out)
@@ -501,6 +519,8 @@ def main(argv=None) -> None:
     ap.add_argument("--channels", type=int, default=32, help="unet: model channels (a multiple of 32)")
     ap.add_argument("--stop-at", type=int, default=None,
                     help="unet, decoder: stop after this step's checkpoint; the same command resumes")
+    ap.add_argument("--decoder", default=None,
+                    help="export: the decoder's weights (default: decoder.safetensors in --work)")
     ap.add_argument("--crop", type=int, default=48, help="decoder: training crop in pixels (multiple of 8)")
     ap.add_argument("--whiten-scenes", type=int, default=WHITEN_SCENES,
                     help="unet, decoder: scenes the latent whitening is fitted on (give both the same)")

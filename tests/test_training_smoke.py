@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -106,11 +105,8 @@ def test_readme_training_commands_run_and_export(host, tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    # "copy decoder.safetensors there first"
     export = resolve(cmds[-1])
     export_work = _arg(export, "--work")
-    shutil.copy(os.path.join(_arg(resolve(cmds[phases.index("decoder")]), "--work"), "decoder.safetensors"),
-                export_work)
     _finish(_start(export, env, str(tmp_path / "export.log")))
     seconds = time.time() - t0
 
@@ -123,6 +119,11 @@ def test_readme_training_commands_run_and_export(host, tmp_path):
     with open(os.path.join(out, "training.json")) as f:
         meta = json.load(f)
     assert meta["unet_state"]["step"] == 2 and meta["unet_state"]["args"]["work"] == export_work, meta
+    # every phase is recorded, first to last, following --init back
+    unet_works = [_arg(resolve(c), "--work") for c in cmds if c[0] == "unet"]
+    assert [p["args"]["work"] for p in meta["unet_phases"]] == unet_works, meta["unet_phases"]
+    decoder_works = [_arg(resolve(c), "--work") for c in cmds if c[0] == "decoder"]
+    assert [p["args"]["work"] for p in meta["decoder_phases"]] == decoder_works, meta["decoder_phases"]
 
     from attention_motion.shapes import model as shapes_model
     model, clip, vae = shapes_model.build(out)  # strict UNet load: the exported layout is the loader's
