@@ -203,17 +203,19 @@ def test_capture_records_maps_at_the_sd2_grids(sd2):
 STYLE_LINES = "a red cat sitting on a car\na blue dog on a green lawn\na yellow bird in a tree"
 
 
-def _style(model, clip, strength=1.0, start=0.0, end=1.0):
+def _style(model, clip, strength=1.0, start=0.0, end=1.0, **more):
     from attention_motion.nodes.style import StyleAligned
     return StyleAligned().build(model, clip, STYLE_LINES, strength, start, end, "all", "all", "queries and keys",
-                                SIZE, SIZE)
+                                SIZE, SIZE, **more)
 
 
-def test_style_aligned_reference_row_is_plain_and_the_others_change(sd2):
+@pytest.mark.parametrize("more", [{}, {"latent_adain": True, "share_group_norm": True}],
+                         ids=["attention", "group_norm_and_latent_adain"])
+def test_style_aligned_reference_row_is_plain_and_the_others_change(sd2, more):
     _, model, clip, _ = sd2
     _, positive, latent = _style(model, clip)
     plain = _sample(model, clip, positive, latent, seed=7)
-    m, positive, latent = _style(model, clip)
+    m, positive, latent = _style(model, clip, **more)
     assert latent["samples"].shape == (3, 4, SIZE // 8, SIZE // 8) and positive[0][0].shape[0] == 3
     out = _sample(m, clip, positive, latent, seed=7)
     assert torch.equal(out[0], plain[0])

@@ -203,9 +203,10 @@ def test_sdxl_shared_group_norm_reference_row_is_plain(tiny_sdxl):
     assert torch.equal(out[0], ref[0]) and (out[1] - attention_only[1]).abs().max() > 1e-4
 
 
-def test_sdxl_reference_row_is_plain(tiny_sdxl):
+@pytest.mark.parametrize("more", [{}, {"latent_adain": True}], ids=["attention", "latent_adain"])
+def test_sdxl_reference_row_is_plain(tiny_sdxl, more):
     model, clip = tiny_sdxl
-    m, positive, latent = _build(model, clip, prompts="a red cat\na blue dog")
+    m, positive, latent = _build(model, clip, prompts="a red cat\na blue dog", **more)
     assert positive[0][1]["pooled_output"].shape[0] == 2
     out = _sample(m, clip, positive, latent, steps=3)
     _, pos0, lat0 = _build(model, clip, prompts="a red cat\na blue dog", strength=0.0)
