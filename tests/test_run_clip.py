@@ -32,14 +32,14 @@ FRAMES, CHUNK, STEPS, SEED = 8, 3, 3, 11
 CHUNKS = [[0, 1, 2], [3, 4, 5], [6, 7]]  # frames each chunk adds; chunks 2 and 3 also carry frame 0
 
 
-def _clip_api(seed: int = SEED, frames: int = FRAMES) -> dict:
+def _clip_api(seed: int = SEED, frames: int = FRAMES, steps: int = STEPS) -> dict:
     api = tiny(_load(os.path.join(REPO_ROOT, "workflows", "api", "motion_clip_variation.json")))
     for node in api.values():
         inputs = node["inputs"]
         if node["class_type"] == "FrameSequence":
             inputs["frames"] = frames
         if node["class_type"] == "KSampler":
-            inputs["steps"], inputs["seed"] = STEPS, seed
+            inputs["steps"], inputs["seed"] = steps, seed
     return api
 
 
@@ -234,7 +234,9 @@ def test_a_chunk_failing_on_every_server_stops_with_the_node_error(comfy_server,
 
 def test_ctrl_c_cancels_the_chunks_on_every_server(comfy_server, second_server, tmp_path):
     wf = tmp_path / "clip.json"
-    wf.write_text(json.dumps(_clip_api(seed=SEED + 1, frames=12)))  # a new seed: nothing cached
+    # a new seed (nothing cached) and more steps, so the run is still going when the signal comes
+    # however slowly this test reads its output (CI once read it after the run had ended)
+    wf.write_text(json.dumps(_clip_api(seed=SEED + 1, frames=12, steps=4 * STEPS)))
     proc = _cli([str(wf), "--server", comfy_server.url, "--server", second_server.url, "--chunk-size", str(CHUNK),
                  "--out", str(tmp_path / "o")], tmp_path)
     seen = set()
@@ -246,6 +248,7 @@ def test_ctrl_c_cancels_the_chunks_on_every_server(comfy_server, second_server, 
             if f"[{label}]" in line and "step" in line:
                 seen.add(label)
     assert seen == {"s1", "s2"}
+    assert proc.poll() is None, "the run ended before the test could interrupt it"
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == run_clip.EXIT_CANCELLED, stdout + stderr
