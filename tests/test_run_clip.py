@@ -211,9 +211,16 @@ def test_no_server_reachable_exits_with_usage_status(tmp_path):
     assert "no server left" in stderr and "refused" in stderr
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C's default action, as for a command run in a terminal: a test run started in the
+    background of a script inherits SIGINT ignored, and so would the runner."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(args, cwd, **kw):
     return subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "scripts", "run_clip.py"), *args],
-                            cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                            cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_in_a_terminal, **kw)
 
 
 def test_a_chunk_failing_on_every_server_stops_with_the_node_error(comfy_server, second_server, tmp_path):
