@@ -95,9 +95,10 @@ def load_checkpoint(args):
     if not os.path.exists(path):
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
-    if state["settings"] != phase_settings(args):
-        diff = sorted(k for k in set(state["settings"]) | set(phase_settings(args))
-                      if state["settings"].get(k) != phase_settings(args).get(k))
+    now = phase_settings(args)
+    # a setting absent on one side (an option added since) counts as its default, None
+    diff = sorted(k for k in set(state["settings"]) | set(now) if state["settings"].get(k) != now.get(k))
+    if diff:
         raise SystemExit("{} holds a checkpoint of other settings ({}); give another --work or delete it"
                          .format(path, ", ".join(diff)))
     return state

@@ -170,3 +170,15 @@ def test_a_stopped_phase_resumes_to_the_same_weights(host, tmp_path, what):
     proc = subprocess.run([sys.executable, "-m", TRAIN, what, "--work", split, "--steps", "4", "--lr", "0.5"] + tiny,
                           cwd=harness.REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode != 0 and "checkpoint of other settings (lr)" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes(tmp_path):
+    import argparse
+    from attention_motion.shapes import train
+    old = argparse.Namespace(what="unet", work=str(tmp_path), steps=4, lr=1e-3, threads=1)
+    train.save_checkpoint(old, {"step": 2})
+    new = argparse.Namespace(**vars(old), decoder=None, stop_at=3)  # an option added since, at its default
+    assert train.load_checkpoint(new)["step"] == 2
+    other = argparse.Namespace(**vars(old), decoder="d.safetensors")
+    with pytest.raises(SystemExit, match=r"other settings \(decoder\)"):
+        train.load_checkpoint(other)
