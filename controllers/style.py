@@ -19,7 +19,7 @@ ADAIN_EPS = 1e-5
 BLOCKS = ("all", "decoder", "encoder")  # decoder: the UNet's output blocks; encoder: input + middle
 
 
-def channel_stats(x: torch.Tensor, dim: int, eps: float = ADAIN_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+def channel_stats(x: torch.Tensor, dim: int | tuple[int, ...], eps: float = ADAIN_EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std (population, ``+ eps`` under the root) of ``x`` over ``dim``, kept as a size-1 axis."""
     return x.mean(dim=dim, keepdim=True), (x.var(dim=dim, keepdim=True, unbiased=False) + eps).sqrt()
 
@@ -78,8 +78,8 @@ def background_adain(x: torch.Tensor, ref: torch.Tensor, share: float = BACKGROU
     closer: a per-channel mean cannot turn a gradient); whole-latent AdaIN 0.036. Float32."""
     planes_x, planes_r = background_planes(x, share), background_planes(ref, share)
     rest_x, rest_r = x.float() - planes_x, ref.float() - planes_r
-    sx, sr = channel_stats(rest_x.flatten(2), 2, eps)[1], channel_stats(rest_r.flatten(2), 2, eps)[1]
-    return (rest_x / sx[..., None] * sr[..., None] + planes_r).to(x.dtype)
+    sx, sr = channel_stats(rest_x, (2, 3), eps)[1], channel_stats(rest_r, (2, 3), eps)[1]
+    return (rest_x / sx * sr + planes_r).to(x.dtype)
 
 
 def block_matches(blocks: str, key: tuple) -> bool:

@@ -104,6 +104,25 @@ def load_checkpoint(args):
     return state
 
 
+def checkpoint_step(args, step: int, full_state, weights_file: str, weights, say) -> bool:
+    """At a checkpoint step, write the phase's weights (``weights()`` to ``weights_file`` in
+    ``--work``), its full checkpoint (``full_state()``) and ``<what>_state.json`` (that state's
+    figures and the settings); True when the phase stops here (``--stop-at``). The callables run
+    only at checkpoint steps."""
+    if step % args.save_every == 0 or step in (args.steps, args.stop_at):
+        state = full_state()
+        save_st(weights(), os.path.join(args.work, weights_file))
+        save_checkpoint(args, dict(state, step=step))
+        summary = {k: v for k, v in state.items() if k in ("loss", "attention_loss", "seconds", "params")}
+        with open(os.path.join(args.work, "{}_state.json".format(args.what)), "w") as f:
+            json.dump(dict(step=step, **summary, args=vars(args)), f)
+        say("saved step {}".format(step))
+    if step == args.stop_at and step < args.steps:
+        say("stopped at step {} of {}; the same command resumes".format(step, args.steps))
+        return True
+    return False
+
+
 class AttentionTap:
     """Shared by the training copy's transformer blocks for one forward pass.
 
@@ -366,18 +385,11 @@ def train_unet(args) -> None:
         avg_attn = a_loss if avg_attn is None else 0.98 * avg_attn + 0.02 * a_loss
         if step % 20 == 0:
             say("step {} loss {:.4f} attention {:.4f} lr {:.2e}".format(step, avg, avg_attn, lr))
-        if step % args.save_every == 0 or step in (args.steps, args.stop_at):
-            seconds = spent + time.time() - t0
-            save_st(ema, os.path.join(args.work, "unet_ema.safetensors"))
-            save_checkpoint(args, {"step": step, "weights": unet.state_dict(), "ema": ema,
-                                   "optimizer": opt.state_dict(), "generator": gen.get_state(), "loss": avg,
-                                   "attention_loss": avg_attn, "seconds": seconds})
-            with open(os.path.join(args.work, "unet_state.json"), "w") as f:
-                json.dump({"step": step, "loss": avg, "attention_loss": avg_attn, "seconds": seconds,
-                           "params": n_params, "args": vars(args)}, f)
-            say("saved step {}".format(step))
-        if step == args.stop_at and step < args.steps:
-            say("stopped at step {} of {}; the same command resumes".format(step, args.steps))
+        def full_state(avg=avg, avg_attn=avg_attn):
+            return {"weights": unet.state_dict(), "ema": ema, "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(), "loss": avg, "attention_loss": avg_attn,
+                    "seconds": spent + time.time() - t0, "params": n_params}
+        if checkpoint_step(args, step, full_state, "unet_ema.safetensors", lambda: ema, say):
             return
     say("done")
 
@@ -442,16 +454,10 @@ def train_decoder(args) -> None:
         avg = float(loss) if avg is None else 0.95 * avg + 0.05 * float(loss)
         if step % 10 == 0:
             say("step {} loss {:.4f}".format(step, avg))
-        if step % args.save_every == 0 or step in (args.steps, args.stop_at):
-            seconds = spent + time.time() - t0
-            save_st(dec.state_dict(), os.path.join(args.work, "decoder.safetensors"))
-            save_checkpoint(args, {"step": step, "weights": dec.state_dict(), "optimizer": opt.state_dict(),
-                                   "generator": gen.get_state(), "loss": avg, "seconds": seconds})
-            with open(os.path.join(args.work, "decoder_state.json"), "w") as f:
-                json.dump({"step": step, "loss": avg, "seconds": seconds, "args": vars(args)}, f)
-            say("saved step {}".format(step))
-        if step == args.stop_at and step < args.steps:
-            say("stopped at step {} of {}; the same command resumes".format(step, args.steps))
+        def full_state(avg=avg):
+            return {"weights": dec.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                    "loss": avg, "seconds": spent + time.time() - t0}
+        if checkpoint_step(args, step, full_state, "decoder.safetensors", dec.state_dict, say):
             return
     say("done")
 
