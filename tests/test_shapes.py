@@ -110,3 +110,29 @@ def test_attention_loss_prefers_maps_inside_the_masks():
     flat = torch.full((1, g * g, tokens), 1.0 / tokens)
     assert float(train.attention_loss([good], masks, present)) < 0.5 * float(train.attention_loss([flat], masks, present))
     assert float(train.attention_loss([flat], masks, torch.zeros(1, 2, dtype=torch.bool))) == 0.0
+
+
+@pytest.mark.core
+def test_object_weighted_diffusion_loss_weighs_the_objects_and_their_rim():
+    from attention_motion.shapes import train
+    gen = torch.Generator().manual_seed(0)
+    pred, eps = torch.randn(2, 4, 16, 16, generator=gen), torch.randn(2, 4, 16, 16, generator=gen)
+    masks = torch.zeros(2, train.MAX_OBJECTS, 16, 16)
+    masks[0, 0, 4:8, 4:8] = 1.0
+    masks[1, 1, 10:12, 2:5] = 0.3  # a partly covered cell counts as the object's
+    plain = torch.nn.functional.mse_loss(pred, eps)
+    assert torch.equal(train.diffusion_loss(pred, eps, masks, None), plain)
+    assert torch.equal(train.diffusion_loss(pred, eps, masks, 0.0), plain)
+    # the weights keep the plain scale: a uniform error gives the same loss either way
+    ones = torch.ones_like(pred)
+    assert abs(float(train.diffusion_loss(ones, 0 * ones, masks, 4.0)) - 1.0) < 1e-6
+    # an error on an object's rim cell (one cell outside it) counts 5x one far from every object
+    rim, far = torch.zeros_like(pred), torch.zeros_like(pred)
+    rim[0, :, 3, 4] = 1.0
+    far[0, :, 14, 14] = 1.0
+    ratio = float(train.diffusion_loss(rim, 0 * rim, masks, 4.0)) / float(train.diffusion_loss(far, 0 * far, masks, 4.0))
+    assert abs(ratio - 5.0) < 1e-5
+    one_far = far.clone()
+    far[1, :, 12, 6] = 1.0  # two cells from the second row's object: weighted 1 like the first far cell
+    assert abs(float(train.diffusion_loss(far, 0 * far, masks, 4.0))
+               - 2 * float(train.diffusion_loss(one_far, 0 * far, masks, 4.0))) < 1e-6
