@@ -15,8 +15,8 @@ frames are written in order to ``OUT/frames/frame_NNNNN.png`` and the joined cli
 
 Faults: a server that refuses the connection, dies or times out is dropped and its chunk queued
 again on another; a chunk whose node fails is tried on every other server before the run stops
-with the node's error. Ctrl-C deletes the run's queued prompts and interrupts its running ones
-on every server.
+with the node's error. Ctrl-C or SIGTERM deletes the run's queued prompts and interrupts its
+running ones on every server.
 
 Exit status as run_workflow.py (0 done, 1 bad arguments or no server reachable, 2 rejected,
 3 a node failed, 4 timed out) and 130 cancelled. Standard library only for the run and the
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import copy
-import json
 import os
 import shutil
 import sys
@@ -41,9 +40,8 @@ from typing import Callable
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_workflow  # noqa: E402
 import workflow_format  # noqa: E402
-from run_workflow import EXIT_FAILED, EXIT_OK, EXIT_REJECTED, EXIT_TIMEOUT, EXIT_USAGE, RunError  # noqa: E402
-
-EXIT_CANCELLED = 130
+from run_workflow import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_REJECTED, EXIT_TIMEOUT, EXIT_USAGE,  # noqa: E402
+                          RunError)
 FORMATS = ("gif", "webp", "mp4", "png")
 CLIP_FILES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "core", "clip_files.py")
 
@@ -206,20 +204,6 @@ class _Pool:
             self.cond.notify_all()
 
 
-def _cancel_on(server: str, prompt_ids: set[str], timeout: float = 10.0) -> None:
-    """Delete ``prompt_ids`` from the server's queue and interrupt the one running, if it is ours."""
-    if not prompt_ids:
-        return
-    try:
-        run_workflow._http(server, "/queue", {"delete": sorted(prompt_ids)}, timeout=timeout)
-        status, raw = run_workflow._http(server, "/queue", timeout=timeout)
-        running = json.loads(raw).get("queue_running", []) if status == 200 else []
-        if any(len(item) > 1 and item[1] in prompt_ids for item in running):
-            run_workflow._http(server, "/interrupt", {}, timeout=timeout)
-    except (RunError, OSError, ValueError):
-        pass  # a dead server has nothing left to cancel
-
-
 # ----------------------------------------------------------------------------- run
 def _one_line_at_a_time(log: Callable[[str], None]) -> Callable[[str], None]:
     """``log`` behind a lock: the server threads' lines never interleave."""
@@ -295,7 +279,7 @@ def run_clip(workflow: dict, servers: list[str], chunk_size: int, out_dir: str, 
                 _queued.append(pid)
                 pool.queued(_server, pid)
                 if pool.stopping:  # queued while the run was being cancelled: cancel it too
-                    _cancel_on(_server, {pid})
+                    run_workflow.cancel_prompts(_server, {pid})
 
             def chunk_log(line, _what=what, _label=label):
                 if line.startswith(("queued prompt", "  step", "started")):
@@ -315,7 +299,7 @@ def run_clip(workflow: dict, servers: list[str], chunk_size: int, out_dir: str, 
                     pool.chunk_failed(chunk, server, e)
                     continue
                 log(f"server {label} dropped ({str(e).splitlines()[0]}); {what} queued again")
-                _cancel_on(server, set(queued), timeout=5.0)
+                run_workflow.cancel_prompts(server, set(queued), timeout=5.0)
                 pool.server_failed(chunk, server, e)
                 return
             except Exception as e:  # noqa: BLE001 - a bad answer from one server is that server's fault
@@ -357,7 +341,7 @@ def run_clip(workflow: dict, servers: list[str], chunk_size: int, out_dir: str, 
             pending = {s: set(ids) for s, ids in pool.prompts.items()}
             pool.cond.notify_all()
         for server, ids in pending.items():
-            _cancel_on(server, ids)
+            run_workflow.cancel_prompts(server, ids)
         for t in threads:
             t.join(5.0)
         shutil.rmtree(work, ignore_errors=True)
@@ -413,8 +397,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         workflow = workflow_format.load(args.workflow)
-        result = run_clip(workflow, args.servers or ["http://127.0.0.1:8188"], args.chunk_size, args.out,
-                          args.format, args.sets, args.timeout, log=log)
+        with run_workflow.sigterm_as_ctrl_c():
+            result = run_clip(workflow, args.servers or ["http://127.0.0.1:8188"], args.chunk_size, args.out,
+                              args.format, args.sets, args.timeout, log=log)
     except KeyboardInterrupt:
         print("cancelled: the run's queued prompts were deleted and its running ones interrupted on every server",
               file=sys.stderr)

@@ -12,7 +12,8 @@ local file (or a file in the pack's ``workflows/inputs``) gets that file uploade
 
 Exit status: 0 done; 1 bad arguments, unreadable workflow or server unreachable; 2 the server
 rejected the prompt (node errors printed); 3 execution failed (the node's error printed);
-4 timed out. Standard library only: no ComfyUI import, no extra dependency.
+4 timed out; 130 cancelled (Ctrl-C or SIGTERM: the prompt is deleted from the server's queue, or
+interrupted if it is running). Standard library only: no ComfyUI import, no extra dependency.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import socket
 import ssl
 import struct
@@ -30,12 +32,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import workflow_format  # noqa: E402
 
 EXIT_OK, EXIT_USAGE, EXIT_REJECTED, EXIT_FAILED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+EXIT_CANCELLED = 130
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -299,6 +303,34 @@ def download(server: str, outputs: dict, out_dir: str, kinds: tuple[str, ...] = 
     return paths
 
 
+def cancel_prompts(server: str, prompt_ids: set[str], timeout: float = 10.0) -> None:
+    """Delete ``prompt_ids`` from the server's queue and interrupt the one running, if it is ours."""
+    if not prompt_ids:
+        return
+    try:
+        _http(server, "/queue", {"delete": sorted(prompt_ids)}, timeout=timeout)
+        status, raw = _http(server, "/queue", timeout=timeout)
+        running = json.loads(raw).get("queue_running", []) if status == 200 else []
+        if any(len(item) > 1 and item[1] in prompt_ids for item in running):
+            _http(server, "/interrupt", {}, timeout=timeout)
+    except (RunError, OSError, ValueError):
+        pass  # a dead server has nothing left to cancel
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """Within the block a SIGTERM (a process supervisor, ``timeout``, ``kill``) raises
+    KeyboardInterrupt as Ctrl-C does, so the run cancels its prompts before it exits."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(workflow: dict, server: str, sets: list[str] | None = None, out_dir: str = "outputs",
         timeout: float = 600.0, previews: bool = False, log: Callable[[str], None] = print,
         traceback: bool = False, on_queued: Callable[[str], None] | None = None) -> dict:
@@ -433,13 +465,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traceback", action="store_true", help="print the host's traceback when a node fails")
     parser.add_argument("--print-api", action="store_true", help="print the API prompt and exit (no run)")
     args = parser.parse_args(argv)
+    queued: set[str] = set()
     try:
         workflow = workflow_format.load(args.workflow)
         if args.print_api:
             print(json.dumps(prepare(workflow, args.server, args.sets), indent=2))
             return EXIT_OK
-        result = run(workflow, args.server, args.sets, args.out, args.timeout, args.previews,
-                     traceback=args.traceback)
+        with sigterm_as_ctrl_c():
+            result = run(workflow, args.server, args.sets, args.out, args.timeout, args.previews,
+                         traceback=args.traceback, on_queued=queued.add)
+    except KeyboardInterrupt:
+        cancel_prompts(args.server.rstrip("/"), queued)
+        print("cancelled" + (": the prompt was deleted from the server's queue or interrupted" if queued else ""),
+              file=sys.stderr)
+        return EXIT_CANCELLED
     except RunError as e:
         print(str(e), file=sys.stderr)
         return e.code

@@ -239,11 +239,12 @@ def test_a_chunk_failing_on_every_server_stops_with_the_node_error(comfy_server,
     assert not (tmp_path / "o" / "motion_clip_variation.gif").exists()
 
 
-def test_ctrl_c_cancels_the_chunks_on_every_server(comfy_server, second_server, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_cancels_the_chunks_on_every_server(comfy_server, second_server, tmp_path, sig):
     wf = tmp_path / "clip.json"
     # a new seed (nothing cached) and more steps, so the run is still going when the signal comes
     # however slowly this test reads its output (CI once read it after the run had ended)
-    wf.write_text(json.dumps(_clip_api(seed=SEED + 1, frames=12, steps=4 * STEPS)))
+    wf.write_text(json.dumps(_clip_api(seed=SEED + 1 + int(sig), frames=12, steps=4 * STEPS)))
     proc = _cli([str(wf), "--server", comfy_server.url, "--server", second_server.url, "--chunk-size", str(CHUNK),
                  "--out", str(tmp_path / "o")], tmp_path)
     seen = set()
@@ -256,7 +257,7 @@ def test_ctrl_c_cancels_the_chunks_on_every_server(comfy_server, second_server, 
                 seen.add(label)
     assert seen == {"s1", "s2"}
     assert proc.poll() is None, "the run ended before the test could interrupt it"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == run_clip.EXIT_CANCELLED, stdout + stderr
     assert "cancelled" in stderr

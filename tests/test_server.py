@@ -12,8 +12,10 @@ import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -486,6 +488,67 @@ def test_execution_errors_exit_non_zero_and_server_keeps_serving(comfy_server, t
     good["6"]["inputs"]["steps"] = 2
     result = run_workflow.run(good, comfy_server.url, out_dir=str(tmp_path / "ok"), log=lambda s: None)
     assert any(p.endswith(".png") for p in result["files"])
+
+
+def _queue_ids(url: str) -> tuple[list[str], list[str]]:
+    """The running and the pending prompt ids of the server's queue."""
+    status, raw = run_workflow._http(url, "/queue")
+    assert status == 200
+    q = json.loads(raw)
+    return [item[1] for item in q["queue_running"]], [item[1] for item in q["queue_pending"]]
+
+
+def _wait_for_line(proc, text: str) -> str:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        if text in line:
+            return line
+    raise AssertionError(f"no line with {text!r} in time")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_cancels_the_runner_s_prompt_and_only_it(comfy_server, tmp_path, sig):
+    """Pending behind another client's prompt, the runner's prompt is deleted from the queue and the
+    other one runs on; running, it is interrupted. Either way the runner exits 130."""
+    url = comfy_server.url
+
+    def long_run(seed: int) -> dict:  # new seeds (nothing cached), far more steps than the test waits
+        api = _capture_api()
+        api["6"]["inputs"].update(seed=seed, steps=5000)
+        return api
+
+    status, raw = run_workflow._http(url, "/prompt", {"prompt": long_run(7000 + int(sig)), "client_id": "another"})
+    assert status == 200
+    other = json.loads(raw)["prompt_id"]
+    try:
+        for case in ("pending", "running"):
+            wf = tmp_path / f"{case}.json"
+            wf.write_text(json.dumps(long_run((8000 if case == "pending" else 9000) + int(sig))))
+            proc = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "scripts", "run_workflow.py"), str(wf),
+                                     "--server", url, "--out", str(tmp_path / case)], cwd=str(tmp_path), text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            mine = _wait_for_line(proc, "queued prompt").split()[2]
+            if case == "running":
+                _wait_for_line(proc, "step")
+                assert _queue_ids(url)[0] == [mine]
+            else:
+                assert _queue_ids(url) == ([other], [mine])
+            proc.send_signal(sig)
+            stdout, stderr = proc.communicate(timeout=60)
+            assert proc.returncode == run_workflow.EXIT_CANCELLED, stdout + stderr
+            assert "cancelled" in stderr
+            if case == "pending":
+                assert _queue_ids(url) == ([other], [])  # ours deleted, the other client's runs on
+                run_workflow.cancel_prompts(url, {other})
+            deadline = time.monotonic() + 30
+            while _queue_ids(url) != ([], []):
+                assert time.monotonic() < deadline, f"the queue still holds a prompt ({case})"
+                time.sleep(0.2)
+    finally:
+        run_workflow.cancel_prompts(url, {other})
 
 
 def test_cli_reports_an_unreachable_server(tmp_path):
