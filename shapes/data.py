@@ -67,10 +67,11 @@ def _choice(gen, seq):
     return seq[int(torch.randint(len(seq), (), generator=gen))]
 
 
-def sample_scene(gen: torch.Generator, n_objects: Optional[int] = None) -> Scene:
-    """Draw one scene description (no pixels)."""
+def sample_scene(gen: torch.Generator, n_objects: Optional[int] = None, pair_share: float = 0.5) -> Scene:
+    """Draw one scene description (no pixels): ``n_objects`` objects, or two with probability
+    ``pair_share`` and else one."""
     if n_objects is None:
-        n_objects = 1 if float(torch.rand((), generator=gen)) < 0.5 else 2
+        n_objects = 1 if float(torch.rand((), generator=gen)) < 1.0 - pair_share else 2
     objs: List[Obj] = []
     while len(objs) < n_objects:
         colour, shape = _choice(gen, COLOUR_NAMES), _choice(gen, SHAPES)
@@ -140,7 +141,7 @@ def render(scene: Scene) -> torch.Tensor:
     return img.clamp(0, 1)
 
 
-def batch(gen: torch.Generator, n: int, n_objects: Optional[int] = None):
-    """``n`` scenes: (pixels [n, 3, SIZE, SIZE], list of Scene)."""
-    scenes = [sample_scene(gen, n_objects) for _ in range(n)]
+def batch(gen: torch.Generator, n: int, n_objects: Optional[int] = None, pair_share: float = 0.5):
+    """``n`` scenes: (pixels [n, 3, SIZE, SIZE], list of Scene); see :func:`sample_scene`."""
+    scenes = [sample_scene(gen, n_objects, pair_share) for _ in range(n)]
     return torch.stack([render(s) for s in scenes]), scenes

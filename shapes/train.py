@@ -296,14 +296,14 @@ def text_embeddings(clip, captions):
         return torch.cat([clip.encode_from_tokens(clip.tokenize(c)) for c in captions]).clone()
 
 
-def build_dataset(seed: int, n: int, A, b):
+def build_dataset(seed: int, n: int, A, b, pair_share: Optional[float] = None):
     """(latents [n, 4, 16, 16], caption index [n], object masks [n, 2, 16, 16], objects [n])
-    from scenes drawn from ``seed`` + 2."""
+    from scenes drawn from ``seed`` + 2, a share ``pair_share`` of them (None: half) with two objects."""
     gen = torch.Generator().manual_seed(seed + 2)
     index = {c: i for i, c in enumerate(data.all_captions())}
     lats, caps, masks, counts = [], [], [], []
     for start in range(0, n, 256):
-        x, scenes = data.batch(gen, min(256, n - start))
+        x, scenes = data.batch(gen, min(256, n - start), pair_share=0.5 if pair_share is None else pair_share)
         lats.append(vae.encode(x, A, b))
         caps.extend(index[s.caption] for s in scenes)
         masks.append(object_masks(scenes))
@@ -335,7 +335,7 @@ def train_unet(args) -> None:
     empty = len(captions)
     say("text embeddings {}".format(tuple(emb.shape)))
     check_token_positions(clip)
-    lat, cap, obj_mask, obj_count = build_dataset(args.seed, args.scenes, A, b)
+    lat, cap, obj_mask, obj_count = build_dataset(args.seed, args.scenes, A, b, args.pair_share)
     say("dataset {} latents, std {:.3f}".format(lat.shape[0], float(lat.std())))
 
     base = M.new_unet(args.channels)
@@ -540,6 +540,8 @@ def main(argv=None) -> None:
                     help="unet: weight of the attention supervision loss (0 turns it off)")
     ap.add_argument("--force", type=float, default=0.5,
                     help="unet: share of samples whose object-word maps are replaced by the object masks")
+    ap.add_argument("--pair-share", type=float, default=None,
+                    help="unet: share of two-object scenes in the training set (default 0.5)")
     ap.add_argument("--object-weight", type=float, default=None,
                     help="unet: extra loss weight on the cells of each object and one cell around it "
                          "(e.g. 4: those cells count 5x; default off)")
@@ -553,6 +555,9 @@ def main(argv=None) -> None:
     ap.add_argument("--whiten-scenes", type=int, default=WHITEN_SCENES,
                     help="unet, decoder: scenes the latent whitening is fitted on (give both the same)")
     args = ap.parse_args(argv)
+    for name in ("pair_share", "force"):
+        if getattr(args, name) is not None and not 0.0 <= getattr(args, name) <= 1.0:
+            ap.error("--{} is {}; give a share from 0 to 1".format(name.replace("_", "-"), getattr(args, name)))
     defaults = {"unet": dict(steps=3000, batch=32, lr=1e-3, threads=2),
                 "decoder": dict(steps=800, batch=12, lr=1e-3, threads=1), "export": dict(threads=1)}[args.what]
     for k, v in defaults.items():

@@ -136,3 +136,24 @@ def test_object_weighted_diffusion_loss_weighs_the_objects_and_their_rim():
     far[1, :, 12, 6] = 1.0  # two cells from the second row's object: weighted 1 like the first far cell
     assert abs(float(train.diffusion_loss(far, 0 * far, masks, 4.0))
                - 2 * float(train.diffusion_loss(one_far, 0 * far, masks, 4.0))) < 1e-6
+
+
+@pytest.mark.core
+def test_the_share_of_two_object_scenes_is_a_setting():
+    counts = {}
+    for share in (0.0, 0.5, 0.85, 1.0):
+        _, scenes = data.batch(torch.Generator().manual_seed(5), 200, pair_share=share)
+        counts[share] = sum(len(s.objects) == 2 for s in scenes)
+    assert counts[0.0] == 0 and counts[1.0] == 200
+    assert 80 <= counts[0.5] <= 120 and 155 <= counts[0.85] <= 185, counts
+    # the default is half (the bundled model's training set)
+    _, default = data.batch(torch.Generator().manual_seed(5), 200)
+    assert sum(len(s.objects) == 2 for s in default) == counts[0.5]
+
+
+@pytest.mark.core
+def test_training_refuses_a_share_outside_0_to_1(capsys):
+    from attention_motion.shapes import train
+    with pytest.raises(SystemExit):
+        train.main(["unet", "--work", "unused", "--pair-share", "1.5"])
+    assert "--pair-share is 1.5; give a share from 0 to 1" in capsys.readouterr().err
