@@ -4,12 +4,22 @@ The model is the bundled one (ShapesModelLoader); objects are read back from the
 pixels with the known palette (attention_motion.shapes.quality.read_objects).  Every tolerance
 below was measured with ``python -m shapes.probes`` (same seeds, steps and cfg) and is written
 next to the value it came from; none is loosened to pass.
+
+    python tests/test_semantic.py   # prints every figure these tests check (needs the weights)
 """
+import json
 import os
+import sys
 
-import pytest
+if __name__ == "__main__":  # standalone measurement: configure the host and the pack first
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import harness
+    harness.setup_host()
+    harness.install_pack_package()
 
-from attention_motion.shapes import probes
+import pytest  # noqa: E402
+
+from attention_motion.shapes import probes  # noqa: E402
 
 pytestmark = pytest.mark.semantic
 
@@ -54,17 +64,20 @@ SOURCE_DIFF_MAX = 1e-3   # the source row vs the plain run, max abs pixel in [0,
 #                          (batch-of-2 rounding)
 
 
+def _plain(r: dict) -> dict:
+    """A probe's figures without its images."""
+    return {k: v for k, v in r.items() if not k.endswith("images")}
+
+
+def measure_shifts(pack, model, clip, vae) -> dict:
+    return {(dx, dy): [_plain(probes.token_shift(pack, model, clip, vae, seed=seed, dx=dx, dy=dy))
+                       for seed in SHIFT_SEEDS] for dx, dy in SHIFT_MOVES}
+
+
 @pytest.fixture(scope="module")
 def shifts(shapes):
-    pack, model, clip, vae = shapes
-    _needs(pack, "TokenShift")
-    out = {}
-    for dx, dy in SHIFT_MOVES:
-        rows = [probes.token_shift(pack, model, clip, vae, seed=seed, dx=dx, dy=dy) for seed in SHIFT_SEEDS]
-        for r in rows:
-            r.pop("images", None)
-        out[(dx, dy)] = rows
-    return out
+    _needs(shapes[0], "TokenShift")
+    return measure_shifts(*shapes)
 
 
 def test_token_shift_moves_object_by_requested_fraction(shifts):
@@ -90,11 +103,13 @@ P2P_SEEDS = (0, 1, 2, 3)
 P2P_IOU_MIN = 0.8     # measured IoU of source and target masks, seeds 0..3: 0.866, 0.837, 0.907, 0.885
 
 
+def measure_p2p_colour(pack, model, clip, vae) -> list:
+    return [_plain(probes.p2p_colour(pack, model, clip, vae, seed=seed)) for seed in P2P_SEEDS]  # red -> blue square
+
+
 def test_p2p_colour_swap_changes_colour_keeps_mask(shapes):
-    pack, model, clip, vae = shapes
-    _needs(pack, "P2PReplace")
-    for seed in P2P_SEEDS:
-        r = probes.p2p_colour(pack, model, clip, vae, seed=seed)  # red square -> blue square
+    _needs(shapes[0], "P2PReplace")
+    for r in measure_p2p_colour(*shapes):
         assert r["source_found"] and r["target_found"], r
         assert not r["target_has_source_colour"], r
         assert r["iou"] >= P2P_IOU_MIN, r
@@ -107,12 +122,14 @@ LB_GAIN_MIN = 1.0     # dB over the same P2P run without the blend; measured 1.5
 #                       (without LocalBlend: 43.66, 37.63, 36.44)
 
 
+def measure_local_blend(pack, model, clip, vae) -> list:
+    return [_plain(probes.local_blend(pack, model, clip, vae, seed=seed)) for seed in LB_SEEDS]
+
+
 def test_local_blend_keeps_background(shapes):
-    pack, model, clip, vae = shapes
-    _needs(pack, "LocalBlend")
-    _needs(pack, "P2PReplace")
-    for seed in LB_SEEDS:
-        r = probes.local_blend(pack, model, clip, vae, seed=seed)
+    _needs(shapes[0], "LocalBlend")
+    _needs(shapes[0], "P2PReplace")
+    for r in measure_local_blend(*shapes):
         assert r["ok"], r
         assert r["source_same"] >= 99.0, r      # the source row is untouched (measured: identical)
         assert r["target_colour_blend"], r      # the edit happened (measured: all seeds)
@@ -130,12 +147,15 @@ FRAME_STEP_TOL = 0.04      # per-frame advance within 0.04 of dx / (frames - 1) 
 FRAME_BG_PSNR_MIN = 30.0   # dB vs frame 0; measured minimum over frames, seeds 0, 1, 2: 46.01, 34.18, 33.34
 
 
+def measure_clips(pack, model, clip, vae) -> dict:
+    return {seed: _plain(probes.frame_sequence(pack, model, clip, vae, frames=FRAMES, dx=FRAME_DX, seed=seed))
+            for seed in FRAME_SEEDS}
+
+
 @pytest.fixture(scope="module")
 def clips(shapes):
-    pack, model, clip, vae = shapes
-    _needs(pack, "FrameSequence")
-    return {seed: probes.frame_sequence(pack, model, clip, vae, frames=FRAMES, dx=FRAME_DX, seed=seed)
-            for seed in FRAME_SEEDS}
+    _needs(shapes[0], "FrameSequence")
+    return measure_clips(*shapes)
 
 
 def test_frame_sequence_advances_object(clips):
@@ -169,21 +189,22 @@ EDGE_MAX_TOL = 0.08      # the object's pixel centroid for its map's centre; mea
 #                          lost its object (moved -0.435 for +0.18 asked)
 
 
-@pytest.fixture(scope="module")
-def noun_moves(shapes):
-    pack, model, clip, vae = shapes
-    _needs(pack, "TokenShift")
+def measure_noun_moves(pack, model, clip, vae) -> dict:
     out = {}
     for away in (False, True):
         rows = []
         for i, (prompt, seed) in enumerate(NOUN_CASES):
             dx, dy = NOUN_MOVES[i % len(NOUN_MOVES)]
-            r = probes.token_shift(pack, model, clip, vae, prompt=prompt, word=prompt.split()[2], seed=seed, dx=dx,
-                                   dy=dy, away=away)
-            r.pop("images", None)
-            rows.append(r)
+            rows.append(_plain(probes.token_shift(pack, model, clip, vae, prompt=prompt, word=prompt.split()[2],
+                                                  seed=seed, dx=dx, dy=dy, away=away)))
         out["away" if away else "toward"] = rows
     return out
+
+
+@pytest.fixture(scope="module")
+def noun_moves(shapes):
+    _needs(shapes[0], "TokenShift")
+    return measure_noun_moves(*shapes)
 
 
 def test_the_noun_alone_moves_its_object(noun_moves):
@@ -211,15 +232,20 @@ EDGE_CLIP_MAX_X = 0.85 + 0.06  # green triangle, seed 21, from x 0.761: stops at
 #                                cell of slack); measured 0.761, 0.817, 0.818, 0.818, 0.818, 0.818
 
 
-def test_a_clip_of_the_noun_alone_advances_and_stops_at_the_edge(shapes):
-    pack, model, clip, vae = shapes
-    _needs(pack, "FrameSequence")
+def measure_noun_clips(pack, model, clip, vae) -> tuple:
     run = probes.frame_sequence(pack, model, clip, vae, prompt="a red circle", word="circle", frames=NOUN_CLIP_FRAMES,
                                 dx=NOUN_CLIP_DX, seed=20)
-    steps = [b - a for a, b in zip(run["cx"], run["cx"][1:])]
-    assert all(NOUN_CLIP_STEP[0] <= s <= NOUN_CLIP_STEP[1] for s in steps), steps
     edge = probes.frame_sequence(pack, model, clip, vae, prompt="a green triangle", word="triangle",
                                  frames=NOUN_CLIP_FRAMES, dx=NOUN_CLIP_DX, seed=21)
+    return _plain(run), _plain(edge)
+
+
+def test_a_clip_of_the_noun_alone_advances_and_stops_at_the_edge(shapes):
+    _needs(shapes[0], "FrameSequence")
+    run, edge = measure_noun_clips(*shapes)
+    assert all(run["found"]), run["found"]
+    steps = [b - a for a, b in zip(run["cx"], run["cx"][1:])]
+    assert all(NOUN_CLIP_STEP[0] <= s <= NOUN_CLIP_STEP[1] for s in steps), steps
     assert all(edge["found"]), edge["found"]
     steps = [b - a for a, b in zip(edge["cx"], edge["cx"][1:])]
     assert max(edge["cx"]) <= EDGE_CLIP_MAX_X and min(steps) >= -0.02 and steps[0] > 0.02, edge["cx"]
@@ -236,9 +262,13 @@ PHOTO_EDIT_MOVED = 0.03    # the recoloured circle stays in place: measured 0.00
 PHOTO_CLIP_MOVE = (0.2, 0.1)  # asked 0.2 by frame 3, within one and a half latent cells: measured 0.265
 
 
+def measure_photo(pack, model, clip, vae) -> tuple:
+    return (_plain(probes.photo(pack, model, clip, vae, method="direct")),
+            _plain(probes.photo(pack, model, clip, vae, method="plain")))
+
+
 def test_a_loaded_picture_is_kept_exactly_and_edited_in_place(shapes):
-    pack, model, clip, vae = shapes
-    direct = probes.photo(pack, model, clip, vae, method="direct")
+    direct, plain = measure_photo(*shapes)
     assert direct["psnr_back"] >= PHOTO_EXACT_DB
     assert direct["psnr_source_row"] >= PHOTO_EXACT_DB and direct["psnr_frame0"] >= PHOTO_EXACT_DB
     assert direct["edit_colour_found"], "the circle did not turn blue"
@@ -246,7 +276,6 @@ def test_a_loaded_picture_is_kept_exactly_and_edited_in_place(shapes):
     assert direct["edit_moved"] <= PHOTO_EDIT_MOVED
     asked, tol = PHOTO_CLIP_MOVE
     assert abs(direct["clip_moved"] - asked) <= tol
-    plain = probes.photo(pack, model, clip, vae, method="plain")
     assert plain["psnr_back"] <= PHOTO_PLAIN_MAX_DB  # what direct inversion corrects
 
 
@@ -261,11 +290,16 @@ STYLE_SEEDS = (0,)
 STYLE_ROWS_CHANGE = 0.005  # mean |pixel| of the other rows vs the plain batch; measured 0.022, 0.026 (seed 0)
 
 
+def measure_style(pack, model, clip, vae, latent_adain: bool = False) -> list:
+    seeds = LATENT_ADAIN_SEEDS if latent_adain else STYLE_SEEDS
+    return [_plain(probes.style_aligned(pack, model, clip, vae, seed=seed, **({"latent_adain": True} if latent_adain
+                                                                               else {})))
+            for seed in seeds]
+
+
 def test_style_aligned_keeps_the_reference_and_every_row_s_object(shapes):
-    pack, model, clip, vae = shapes
-    _needs(pack, "StyleAligned")
-    for seed in STYLE_SEEDS:
-        r = probes.style_aligned(pack, model, clip, vae, seed=seed)
+    _needs(shapes[0], "StyleAligned")
+    for seed, r in zip(STYLE_SEEDS, measure_style(*shapes)):
         assert r["reference_diff"] == 0.0, seed
         assert all(r["aligned"]["own_object"]), (seed, r["aligned"])
         assert min(r["rows_diff"]) > STYLE_ROWS_CHANGE, (seed, r["rows_diff"])
@@ -283,11 +317,9 @@ LATENT_ADAIN_ROW_MAX = 0.04     # and at most this distance (measured 0.022 at m
 
 
 def test_style_aligned_latent_adain_matches_the_backgrounds(shapes):
-    pack, model, clip, vae = shapes
-    _needs(pack, "StyleAligned")
+    _needs(shapes[0], "StyleAligned")
     plain, aligned = [], []
-    for seed in LATENT_ADAIN_SEEDS:
-        r = probes.style_aligned(pack, model, clip, vae, seed=seed, latent_adain=True)
+    for seed, r in zip(LATENT_ADAIN_SEEDS, measure_style(*shapes, latent_adain=True)):
         assert r["reference_diff"] == 0.0, seed
         assert all(r["aligned"]["own_object"]), (seed, r["aligned"])
         plain += r["plain"]["bg_distance"]
@@ -295,3 +327,18 @@ def test_style_aligned_latent_adain_matches_the_backgrounds(shapes):
     assert sum(aligned) <= LATENT_ADAIN_MEAN_SHARE * sum(plain), (plain, aligned)
     assert all(a <= LATENT_ADAIN_ROW_SHARE * p for p, a in zip(plain, aligned)), (plain, aligned)
     assert max(aligned) <= LATENT_ADAIN_ROW_MAX, aligned
+
+
+if __name__ == "__main__":
+    pack = harness.import_pack()
+    harness.init_host()
+    node = pack.NODE_CLASS_MAPPINGS["ShapesModelLoader"]()
+    shapes = (pack, *getattr(node, node.FUNCTION)())
+    only = sys.argv[1:]  # measure names, e.g. "shifts shape_swaps" (default: all)
+    for name, fn in [(k[len("measure_"):], v) for k, v in list(globals().items()) if k.startswith("measure_")]:
+        if not only or name in only:
+            out = fn(*shapes)
+            out = {str(k): v for k, v in out.items()} if isinstance(out, dict) else out
+            print(name, json.dumps(out, default=str), flush=True)
+    if not only or "style_latent_adain" in only:
+        print("style_latent_adain", json.dumps(measure_style(*shapes, latent_adain=True)), flush=True)
