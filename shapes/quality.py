@@ -216,7 +216,9 @@ def evaluate(model, clip, vae, n: int = 4, pairs: int = 24, steps: int = 20, cfg
     report = {
         "steps": steps, "cfg": cfg, "sampler": "euler/normal",
         "single": {"n": len(single), "correct": frac(single, "all"), "exact": frac(single, "exact"),
-                   "colour": obj_frac(single, "colour")},
+                   "colour": obj_frac(single, "colour"),
+                   "correct_by_shape": {shape: frac([r for r in single if r["caption"].endswith(" " + shape)], "all")
+                                        for shape in data.SHAPES}},
         "pair": {"n": len(double), "both_correct": frac(double, "all"), "objects_correct": obj_frac(double, "found"),
                  "colour": obj_frac(double, "colour")},
         "attention": {"n": len(dists), "grid": 16, "mean_dist_cells": float(dists_t.mean()) if len(dists) else None,

@@ -71,6 +71,18 @@ def test_loader_node_gives_model_clip_vae(host, pack):
     assert (lat - ref).abs().max() < 0.01 * float(ref.abs().max())
 
 
+def test_quality_report_counts_every_caption_and_each_shape(host, pack):
+    node = pack.NODE_CLASS_MAPPINGS["ShapesModelLoader"]()
+    report = q.evaluate(*getattr(node, node.FUNCTION)(), n=1, pairs=2, steps=2)
+    single, pair = report["single"], report["pair"]
+    assert single["n"] == 12 and pair["n"] == 2 and len(report["rows"]) == 14
+    by_shape = single["correct_by_shape"]
+    assert set(by_shape) == set(data.SHAPES)
+    assert all(v in (0.0, 0.25, 0.5, 0.75, 1.0) for v in by_shape.values())  # 4 captions of each shape
+    assert abs(sum(by_shape.values()) / 3 - single["correct"]) < 1e-9
+    assert 0.0 <= single["exact"] <= single["correct"] <= 1.0
+
+
 @pytest.mark.core
 def test_teacher_forced_maps_follow_the_masks():
     from attention_motion.shapes import train
