@@ -67,7 +67,10 @@ def _choice(gen, seq):
     return seq[int(torch.randint(len(seq), (), generator=gen))]
 
 
-def sample_scene(gen: torch.Generator, n_objects: Optional[int] = None, pair_share: float = 0.5) -> Scene:
+PAIR_SHARE = 0.5  # share of two-object scenes (the bundled model's training set)
+
+
+def sample_scene(gen: torch.Generator, n_objects: Optional[int] = None, pair_share: float = PAIR_SHARE) -> Scene:
     """Draw one scene description (no pixels): ``n_objects`` objects, or two with probability
     ``pair_share`` and else one."""
     if n_objects is None:
@@ -141,7 +144,7 @@ def render(scene: Scene) -> torch.Tensor:
     return img.clamp(0, 1)
 
 
-def batch(gen: torch.Generator, n: int, n_objects: Optional[int] = None, pair_share: float = 0.5):
+def batch(gen: torch.Generator, n: int, n_objects: Optional[int] = None, pair_share: float = PAIR_SHARE):
     """``n`` scenes: (pixels [n, 3, SIZE, SIZE], list of Scene); see :func:`sample_scene`."""
     scenes = [sample_scene(gen, n_objects, pair_share) for _ in range(n)]
     return torch.stack([render(s) for s in scenes]), scenes

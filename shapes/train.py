@@ -298,12 +298,14 @@ def text_embeddings(clip, captions):
 
 def build_dataset(seed: int, n: int, A, b, pair_share: Optional[float] = None):
     """(latents [n, 4, 16, 16], caption index [n], object masks [n, 2, 16, 16], objects [n])
-    from scenes drawn from ``seed`` + 2, a share ``pair_share`` of them (None: half) with two objects."""
+    from scenes drawn from ``seed`` + 2, a share ``pair_share`` of them (None: ``data.PAIR_SHARE``)
+    with two objects."""
+    pair_share = data.PAIR_SHARE if pair_share is None else pair_share
     gen = torch.Generator().manual_seed(seed + 2)
     index = {c: i for i, c in enumerate(data.all_captions())}
     lats, caps, masks, counts = [], [], [], []
     for start in range(0, n, 256):
-        x, scenes = data.batch(gen, min(256, n - start), pair_share=0.5 if pair_share is None else pair_share)
+        x, scenes = data.batch(gen, min(256, n - start), pair_share=pair_share)
         lats.append(vae.encode(x, A, b))
         caps.extend(index[s.caption] for s in scenes)
         masks.append(object_masks(scenes))
@@ -541,7 +543,7 @@ def main(argv=None) -> None:
     ap.add_argument("--force", type=float, default=0.5,
                     help="unet: share of samples whose object-word maps are replaced by the object masks")
     ap.add_argument("--pair-share", type=float, default=None,
-                    help="unet: share of two-object scenes in the training set (default 0.5)")
+                    help="unet: share of two-object scenes in the training set (default {})".format(data.PAIR_SHARE))
     ap.add_argument("--object-weight", type=float, default=None,
                     help="unet: extra loss weight on the cells of each object and one cell around it "
                          "(e.g. 4: those cells count 5x; default off)")

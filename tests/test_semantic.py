@@ -292,9 +292,7 @@ STYLE_ROWS_CHANGE = 0.005  # mean |pixel| of the other rows vs the plain batch; 
 
 def measure_style(pack, model, clip, vae, latent_adain: bool = False) -> list:
     seeds = LATENT_ADAIN_SEEDS if latent_adain else STYLE_SEEDS
-    return [_plain(probes.style_aligned(pack, model, clip, vae, seed=seed, **({"latent_adain": True} if latent_adain
-                                                                               else {})))
-            for seed in seeds]
+    return [_plain(probes.style_aligned(pack, model, clip, vae, seed=seed, latent_adain=latent_adain)) for seed in seeds]
 
 
 def test_style_aligned_keeps_the_reference_and_every_row_s_object(shapes):
