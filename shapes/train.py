@@ -232,6 +232,9 @@ def object_masks(scenes) -> torch.Tensor:
     return torch.nn.functional.avg_pool2d(out, 8)
 
 
+MAX_OBJECT_WEIGHT = 100.0
+
+
 def diffusion_loss(pred: torch.Tensor, eps: torch.Tensor, masks: torch.Tensor,
                    object_weight: Optional[float]) -> torch.Tensor:
     """The noise-prediction MSE, with the cells of every object and one cell around it weighted
@@ -560,6 +563,8 @@ def main(argv=None) -> None:
     for name in ("pair_share", "force"):
         if getattr(args, name) is not None and not 0.0 <= getattr(args, name) <= 1.0:
             ap.error("--{} is {}; give a share from 0 to 1".format(name.replace("_", "-"), getattr(args, name)))
+    if args.object_weight is not None and not 0.0 <= args.object_weight <= MAX_OBJECT_WEIGHT:
+        ap.error("--object-weight is {}; give a number from 0 to {}".format(args.object_weight, MAX_OBJECT_WEIGHT))
     defaults = {"unet": dict(steps=3000, batch=32, lr=1e-3, threads=2),
                 "decoder": dict(steps=800, batch=12, lr=1e-3, threads=1), "export": dict(threads=1)}[args.what]
     for k, v in defaults.items():

@@ -164,8 +164,12 @@ def test_the_share_of_two_object_scenes_is_a_setting():
 
 
 @pytest.mark.core
-def test_training_refuses_a_share_outside_0_to_1(capsys):
+def test_training_refuses_a_share_outside_0_to_1_and_a_bad_object_weight(capsys):
     from attention_motion.shapes import train
     with pytest.raises(SystemExit):
         train.main(["unet", "--work", "unused", "--pair-share", "1.5"])
     assert "--pair-share is 1.5; give a share from 0 to 1" in capsys.readouterr().err
+    for bad in ("-1", "nan", "inf"):
+        with pytest.raises(SystemExit):
+            train.main(["unet", "--work", "unused", "--object-weight", bad])
+        assert "--object-weight is {}; give a number from 0 to 100".format(float(bad)) in capsys.readouterr().err
