@@ -487,12 +487,17 @@ def train_decoder(args) -> None:
 
 def phase_chain(work: str, what: str) -> list:
     """The phases that led to the weights in ``work``, first to last: each phase's saved state
-    (step, loss, seconds, settings), following ``--init`` back through the earlier work folders."""
+    (step, loss, seconds, settings), following ``--init`` back through the earlier work folders and,
+    when ``--init`` named an exported model, that model's recorded phases (its ``training.json``)."""
     chain, seen = [], set()
     while work and work not in seen:
         seen.add(work)
         path = os.path.join(work, "{}_state.json".format(what))
         if not os.path.exists(path):
+            exported = os.path.join(work, "training.json")  # --init pointed at an exported model
+            if os.path.exists(exported):
+                with open(exported) as fh:
+                    chain.extend(json.load(fh).get("{}_phases".format(what), [])[::-1])
             break
         with open(path) as fh:
             state = json.load(fh)

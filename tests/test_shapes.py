@@ -173,3 +173,21 @@ def test_training_refuses_a_share_outside_0_to_1_and_a_bad_object_weight(capsys)
         with pytest.raises(SystemExit):
             train.main(["unet", "--work", "unused", "--object-weight", bad])
         assert "--object-weight is {}; give a number from 0 to 100".format(float(bad)) in capsys.readouterr().err
+
+
+@pytest.mark.core
+def test_phase_chain_follows_init_back_through_work_folders_and_an_exported_model(tmp_path):
+    import json
+    from attention_motion.shapes import train
+    exported, first, second = tmp_path / "exported", tmp_path / "a", tmp_path / "b"
+    for d in (exported, first, second):
+        d.mkdir()
+    (exported / "training.json").write_text(json.dumps({"decoder_phases": [{"step": 800, "args": {}}],
+                                                        "unet_phases": [{"step": 1}]}))
+    (first / "decoder_state.json").write_text(json.dumps(
+        {"step": 100, "args": {"init": str(exported / "vae.safetensors")}}))
+    (second / "decoder_state.json").write_text(json.dumps(
+        {"step": 50, "args": {"init": str(first / "decoder.safetensors")}}))
+    assert [p["step"] for p in train.phase_chain(str(second), "decoder")] == [800, 100, 50]
+    assert [p["step"] for p in train.phase_chain(str(first), "decoder")] == [800, 100]
+    assert train.phase_chain(str(exported), "decoder") == [{"step": 800, "args": {}}]
