@@ -236,19 +236,27 @@ MAX_OBJECT_WEIGHT = 100.0
 
 
 def diffusion_loss(pred: torch.Tensor, eps: torch.Tensor, masks: torch.Tensor,
-                   object_weight: Optional[float]) -> torch.Tensor:
+                   object_weight: Optional[float], signal: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The noise-prediction MSE, with the cells of every object and one cell around it weighted
-    ``1 + object_weight`` (masks: [b, MAX_OBJECTS, 16, 16] coverage).  The weights are normalised
-    to mean 1 per batch, so the loss keeps the plain MSE's scale; None or 0 is the plain MSE.
+    ``1 + object_weight`` (masks: [b, MAX_OBJECTS, 16, 16] coverage), or, with ``signal`` ([b],
+    each sample's signal share of its noisy latent, alpha-bar of its timestep),
+    ``1 + object_weight * signal``.  The weights are normalised to mean 1 per batch, so the loss
+    keeps the plain MSE's scale; None or 0 is the plain MSE.
 
     Objects cover a small share of the grid, so the plain loss is mostly background; the weight
     moves the model's capacity to the cells that decide an object's outline (a square's corners).
+    But a weight that depends on where the objects are moves the loss's optimum wherever their
+    place is not yet decided, toward drawing an object there (measured: extra copies of objects);
+    ``signal`` keeps the weight to the nearly clean latents, where the place is decided.
     """
     err = (pred - eps) ** 2
     if not object_weight:
         return err.mean()
     near = torch.nn.functional.max_pool2d((masks.amax(1, keepdim=True) > 0).float(), 3, 1, 1)
-    w = 1 + object_weight * near
+    extra = object_weight * near
+    if signal is not None:
+        extra = extra * signal.view(-1, 1, 1, 1)
+    w = 1 + extra
     return (err * w).mean() / w.mean()
 
 
@@ -390,7 +398,8 @@ def train_unet(args) -> None:
         if args.force > 0:
             tap.force = (om, present, torch.rand(args.batch, generator=gen) < args.force)
         pred = unet(xt, t.float(), context=emb[c])
-        diffusion = diffusion_loss(pred, eps, om, args.object_weight)
+        diffusion = diffusion_loss(pred, eps, om, args.object_weight,
+                                   ac[t] if args.object_weight_schedule == "signal" else None)
         attn = attention_loss(tap.probs, om, present)
         tap.clear()
         loss = diffusion + args.attn_weight * attn
@@ -555,6 +564,9 @@ def main(argv=None) -> None:
     ap.add_argument("--object-weight", type=float, default=None,
                     help="unet: extra loss weight on the cells of each object and one cell around it "
                          "(e.g. 4: those cells count 5x; default off)")
+    ap.add_argument("--object-weight-schedule", choices=("flat", "signal"), default=None,
+                    help="unet: 'flat' (default): the object weight at every timestep; 'signal': times "
+                         "the signal share of the noisy latent (alpha-bar), none on pure noise")
     ap.add_argument("--init", default=None, help="unet, decoder: start from these weights (safetensors)")
     ap.add_argument("--channels", type=int, default=32, help="unet: model channels (a multiple of 32)")
     ap.add_argument("--stop-at", type=int, default=None,

@@ -151,6 +151,31 @@ def test_object_weighted_diffusion_loss_weighs_the_objects_and_their_rim():
 
 
 @pytest.mark.core
+def test_signal_scheduled_object_weight_is_full_on_clean_latents_and_none_on_pure_noise():
+    from attention_motion.shapes import train
+    masks = torch.zeros(2, train.MAX_OBJECTS, 16, 16)
+    masks[:, 0, 4:8, 4:8] = 1.0
+    rim, far = torch.zeros(2, 4, 16, 16), torch.zeros(2, 4, 16, 16)
+    rim[:, :, 3, 4] = 1.0
+    far[:, :, 14, 14] = 1.0
+
+    def ratio(signal):
+        return float(train.diffusion_loss(rim, 0 * rim, masks, 4.0, signal)) / float(
+            train.diffusion_loss(far, 0 * far, masks, 4.0, signal))
+    assert abs(ratio(torch.ones(2)) - 5.0) < 1e-5      # alpha-bar 1: the flat weight
+    assert abs(ratio(torch.zeros(2)) - 1.0) < 1e-6     # pure noise: the plain loss
+    assert abs(ratio(torch.full((2,), 0.5)) - 3.0) < 1e-5
+    # per sample: the clean sample's rim error counts 5x, the noisy one's 1x
+    one = rim.clone()
+    one[1] = 0
+    other = rim.clone()
+    other[0] = 0
+    signal = torch.tensor([1.0, 0.0])
+    assert abs(float(train.diffusion_loss(one, 0 * one, masks, 4.0, signal))
+               / float(train.diffusion_loss(other, 0 * other, masks, 4.0, signal)) - 5.0) < 1e-5
+
+
+@pytest.mark.core
 def test_the_share_of_two_object_scenes_is_a_setting():
     counts = {}
     for share in (0.0, 0.5, 0.85, 1.0):
