@@ -15,6 +15,11 @@ holds a shift per latent row and word, and a *reference* saying whose map each r
   source rows follow their own unedited trajectory, so the moved row's object lands exactly at
   the offset (``own`` has only a blurry first-step map to measure from).
 
+Held words (``kept_tokens``): with every reference but ``own``, the prompt's other word tokens
+(not moved) take the reference row's maps unshifted, inside the same window and layers, so the
+other objects of the prompt stay where the reference has them instead of being redrawn by the
+moved row's own sampling (``own`` has no other row to hold them to).
+
 Row r never reads rows after it, so a batch computes exactly what a frame-by-frame run that
 replays the previous frame's maps would.
 
@@ -67,13 +72,16 @@ class ShiftController(Controller):
         rows: int | None = None,
         edge_margin: float | None = EDGE_MARGIN,
         names: list[str] | None = None,
+        kept_tokens: list[int] | None = None,
     ):
         """``shifts`` is ``[rows, words, 2]`` (dx, dy as fractions of width/height); a table with
         fewer rows than the batch repeats its last row. With ``pairs`` it has two rows: the source
         rows' shift (zero) and the moved rows' shift. ``node`` names the node in errors. ``rows``:
         the rows of the LATENT the node built (one per frame); the first call of a run refuses a
         sampled latent of another size. ``edge_margin``: see the module's edge rule (None: moves
-        are not clamped). ``names``: the words of the groups, for messages."""
+        are not clamped). ``names``: the words of the groups, for messages. ``kept_tokens``: token
+        positions held on the reference row's maps unshifted (the module's held words; not with
+        ``own``, where a row is its own reference)."""
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         if self_mode not in SELF_MODES:
@@ -82,6 +90,10 @@ class ShiftController(Controller):
         if shifts.dim() != 3 or shifts.shape[1] != len(token_groups) or shifts.shape[2] != 2:
             raise ValueError(f"shifts must be [rows, {len(token_groups)}, 2], got {tuple(shifts.shape)}")
         self.groups = [list(g) for g in token_groups]
+        moved = {j for g in self.groups for j in g}
+        self.kept = sorted({int(j) for j in (kept_tokens or ())} - moved)
+        if self.kept and reference == "own":
+            raise ValueError("kept_tokens need a reference row ('anchor', 'previous' or 'pairs'), not 'own'")
         self.shifts = shifts
         self.window = window
         self.levels = levels
@@ -103,6 +115,12 @@ class ShiftController(Controller):
 
     def __deepcopy__(self, memo):
         return self
+
+    def release(self, earlier: tuple) -> None:
+        """Stop holding the words that an earlier ShiftController of the same router moves: it
+        runs first, so holding them here would put them back on the reference's unmoved maps."""
+        moved = {j for c in earlier if isinstance(c, ShiftController) for g in c.groups for j in g}
+        self.kept = [j for j in self.kept if j not in moved]
 
     def reset(self) -> None:
         self.runs += 1
@@ -250,6 +268,9 @@ class ShiftController(Controller):
                 dx, dy = held[r, w].tolist()
                 sub = raw[src][..., cols]  # [heads, N, tokens]
                 out[r][..., cols] = shift_tokens(sub, call.grid, dx, dy, self.fill)
+            kept = [j for j in self.kept if j < t]
+            if kept and src != r:
+                out[r][..., kept] = raw[src][..., kept]
             call.edited.add(r)
         if self.self_mode == "shift":
             self._last_maps[call.level] = maps.detach()

@@ -250,6 +250,14 @@ def locate(node: str, clip, prompt: str, words: str, input_name: str = "words",
     raise AssertionError("locate_words failed for the list but not for any entry")
 
 
+def other_words(clip, prompt: str, groups: list[list[int]]) -> list[int]:
+    """The token positions of ``prompt``'s words outside ``groups`` (start, end and padding
+    excluded): the words an edit of ``groups`` leaves alone."""
+    chosen = {j for g in groups for j in g}
+    pt = tokenize_prompt(clip, prompt)
+    return sorted({p for positions in pt.word_positions for p in positions} - chosen)
+
+
 # -- latents ------------------------------------------------------------------------------------
 def empty_latent(rows: int, width: int, height: int) -> dict:
     """A zero LATENT of ``rows`` images of ``width`` x ``height`` pixels (sizes checked by the caller's

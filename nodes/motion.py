@@ -11,7 +11,8 @@ from ..core.shift import FILLS
 from ..host.router import find_router, install
 from ..core.inversion import RowPlan
 from ..host.inversion import LATENT_KEY, install_guide, trajectory_of
-from .common import CATEGORY, check_inputs, check_window, empty_latent, locate, picture_rows, resolution_levels
+from .common import (CATEGORY, check_inputs, check_window, empty_latent, locate, other_words, picture_rows,
+                     resolution_levels)
 
 MAX_FRAMES = 1024
 FRAME_SELF_MODES = ("free", "shift", "anchor")
@@ -47,7 +48,8 @@ class TokenShift:
         "(made from 'latent' if connected, else width x height x batch_size): it holds each image twice, "
         "the unedited source rows first, then the moved rows, which take their source's maps shifted "
         "and its self-attention keys, so the object lands at the offset and the rest stays as the "
-        "source. Pick the moved rows with 'Latent From Batch' (batch_index = batch_size). "
+        "source. The prompt's other words keep the source row's maps during the window, so other objects "
+        "stay in place. Pick the moved rows with 'Latent From Batch' (batch_index = batch_size). "
         "reference 'none': every row of any latent shifts its own map, held at its first-step "
         "centroid plus the offset (cheaper, one row per image, but the move is approximate). "
         "Stacks with other attention nodes."
@@ -104,9 +106,10 @@ class TokenShift:
         out.pop(LATENT_KEY, None)
         shifts = torch.tensor([[[0.0, 0.0]] * len(groups), offset])
         ctrl = ShiftController(groups, shifts, window, levels, fill, reference="pairs", self_mode=self_attention,
-                               node=node, names=entries)
+                               node=node, names=entries, kept_tokens=other_words(clip, prompt, groups))
         m = install(model, ctrl, node)
         router = find_router(m)
+        ctrl.release(router.controllers[:-1])
         if not any(isinstance(c, CrossFrameController) and c.layout == "pairs" for c in router.controllers[:-1]):
             # a second Token Shift on the same pairs (another word, another offset) shares the first's
             own = window if self_attention == "free" else None
@@ -123,7 +126,8 @@ class FrameSequence:
         "MODEL that moves the words of each row along the motion. Connect both to one KSampler with the "
         "same prompt as positive conditioning, decode, then save with 'Save Motion Clip'. Temporal "
         "consistency: cross-frame self-attention to the anchor frame (frame 0) and an optional "
-        "background lock. Frame 0 without shift is exactly the plain generation of the prompt and seed."
+        "background lock; the prompt's other words keep frame 0's maps during the window, so other objects "
+        "stay still. Frame 0 without shift is exactly the plain generation of the prompt and seed."
     )
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MODEL", "LATENT")
@@ -186,8 +190,9 @@ class FrameSequence:
         reference = "anchor" if schedule == "variation" else "previous"
         shift = ShiftController(groups, shifts, window, levels, fill, reference=reference,
                                 self_mode="shift" if self_attention == "shift" else "free", node=node, rows=len(rows),
-                                names=entries)
+                                names=entries, kept_tokens=other_words(clip, prompt, groups))
         m = install(model, shift, node)
+        shift.release(find_router(m).controllers[:-1])
         moving = frozenset(r for r in range(len(rows)) if r > 0 or bool(shifts[0].abs().sum() > 0))
         if cross_frame != "off":
             own = window if self_attention == "free" else None

@@ -331,6 +331,46 @@ def test_pairs_reference_and_cross_frame_pairs():
         CrossFrameController("anchor+previous", layout="pairs")
 
 
+@pytest.mark.core
+def test_kept_tokens_take_the_reference_rows_maps_unshifted():
+    probs = torch.softmax(torch.randn(4, 1, 24, 6), dim=-1)
+    probs[2:, ..., 2] = probs[:2, ..., 2]
+    shifts = torch.tensor([[[0.0, 0.0]], [[1 / 6, 0.0]]])
+    out = ShiftController([[2]], shifts, reference="pairs", edge_margin=None, kept_tokens=[2, 3, 4]).cross(_call(4), probs)
+    assert torch.equal(out[:2], probs[:2])  # source rows untouched
+    for src, moved in ((0, 2), (1, 3)):
+        assert torch.allclose(out[moved][..., [2]], shift_tokens(probs[src][..., [2]], (4, 6), 1 / 6, 0.0))
+        assert torch.equal(out[moved][..., [3, 4]], probs[src][..., [3, 4]])  # held on the source's maps
+        assert torch.equal(out[moved][..., [0, 1, 5]], probs[moved][..., [0, 1, 5]])
+    frames = torch.tensor([[[0.0, 0.0]], [[1 / 6, 0.0]], [[1 / 6, 0.0]]])
+    anchor = ShiftController([[2]], frames, reference="anchor", edge_margin=None, kept_tokens=[4]).cross(_call(3), probs[:3])
+    prev = ShiftController([[2]], frames, reference="previous", edge_margin=None, kept_tokens=[4]).cross(_call(3), probs[:3])
+    assert torch.equal(anchor[0], probs[0])  # frame 0 is its own reference
+    assert torch.equal(anchor[2][..., 4], probs[0][..., 4]) and torch.equal(prev[2][..., 4], probs[1][..., 4])
+    with pytest.raises(ValueError, match="kept_tokens need a reference row"):
+        ShiftController([[2]], shifts[:1], reference="own", kept_tokens=[3])
+    later = ShiftController([[3]], shifts, reference="pairs", kept_tokens=[2, 4])
+    assert later.kept == [2, 4]
+    later.release((ShiftController([[2]], shifts, reference="pairs"),))
+    assert later.kept == [4]  # an earlier controller moves token 2: holding it would undo that move
+
+
+def test_source_row_holds_the_other_words_on_the_source_maps(tiny_sd15):
+    """TokenShift 'source row': inside the window the moved row's other words ('wooden table')
+    have the source row's maps; the moved word's maps differ."""
+    from attention_motion.host.router import find_router
+    model, clip, _ = tiny_sd15
+    m, lat = _source_row(model, clip, 0.25, 0.0)
+    shift = find_router(m).controllers[0]
+    held = sorted(j for w in ("a", "on", "wooden", "table") for g in [_tokens(clip, w)] for j in g)
+    assert shift.kept == held  # every prompt word but 'red apple' ('a' twice)
+    cap, store = AttentionCapture().capture(m, clip, PROMPT, "apple, table", 0.0, 0.4, "all")
+    harness.ksample(cap, harness.encode(clip, PROMPT), harness.encode(clip, ""), lat, seed=2, steps=4)
+    for level, maps in store.level_maps().items():
+        assert torch.allclose(maps[1, 1], maps[0, 1], atol=1e-6), level  # table: held
+        assert not torch.allclose(maps[1, 0], maps[0, 0], atol=1e-3), level  # apple: moved
+
+
 def test_source_row_self_attention_shift_moves_from_the_source_row(tiny_sd15):
     """self_attention 'shift' with pairs: the moved row changes, the source row does not."""
     model, clip, _ = tiny_sd15
