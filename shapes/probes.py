@@ -58,12 +58,29 @@ def background_mask(objs_masks: List[torch.Tensor], dilate: int = 6) -> torch.Te
     return m == 0
 
 
+def clear_move(start: tuple, other: tuple, step: float, margin: float = 0.15) -> tuple:
+    """A move of ``step`` along one axis, either way, for an object at ``start`` (fractions of the
+    size) that ends farthest from ``other`` without passing the edge rule's ``margin``: a test
+    move that keeps two objects apart, so the one left alone is not covered by the moved one.
+    Of the moves that fit, the farthest from ``other`` (ties: the first of +x, -x, +y, -y)."""
+    best, best_d = (0.0, 0.0), -1.0
+    for mx, my in ((step, 0.0), (-step, 0.0), (0.0, step), (0.0, -step)):
+        x, y = start[0] + mx, start[1] + my
+        if not (margin <= x <= 1 - margin and margin <= y <= 1 - margin):
+            continue
+        d = math.hypot(x - other[0], y - other[1])
+        if d > best_d + 1e-9:
+            best, best_d = (mx, my), d
+    return best
+
+
 def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle", seed=0, dx=0.25, dy=0.0,
                 end=0.5, steps=STEPS, cfg=CFG, reference="source row", bind="noun phrase", away=False,
                 other: Optional[str] = None) -> Dict:
     """Shift toward the image centre by |dx|, |dy| (away from it with ``away``); returns requested and
     measured shift (fractions). With ``other`` (a colour), also how the object of that colour, which
-    is not moved, fared (:func:`other_object_kept`).
+    is not moved, fared (:func:`other_object_kept`), and the move is ``dx`` along the axis and way
+    that ends farthest from that object (:func:`clear_move`; ``dy`` and ``away`` are not used).
 
     The measured shift is the moved image's object centroid minus the plain generation's (the
     plain KSampler run of the prompt and seed); ``source_diff`` is how far TokenShift's source
@@ -81,6 +98,12 @@ def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle"
         sign = -1 if away else 1
         sdx = sign * (dx if o0["cx"] < base.shape[-1] / 2 else -dx)
         sdy = sign * (dy if o0["cy"] < base.shape[-2] / 2 else -dy)
+        if other is not None:
+            o2 = _main_object(base, other)
+            if o2 is None:
+                return {"seed": seed, "ok": False, "other_found": False}
+            w, h = base.shape[-1], base.shape[-2]
+            sdx, sdy = clear_move((o0["cx"] / w, o0["cy"] / h), (o2["cx"] / w, o2["cy"] / h), dx)
         m2, lat = _call(_node(pack, "TokenShift"), model=model, clip=clip, prompt=prompt, words=word, dx=sdx, dy=sdy,
                         start=0.0, end=end, resolutions="all", reference=reference, bind=bind, width=base.shape[-1],
                         height=base.shape[-2], batch_size=1)

@@ -251,6 +251,71 @@ def test_a_clip_of_the_noun_alone_advances_and_stops_at_the_edge(shapes):
     assert max(edge["cx"]) <= EDGE_CLIP_MAX_X and min(steps) >= -0.02 and steps[0] > 0.02, edge["cx"]
 
 
+# --------------------------------------------------------------------------- a shape, and one of two objects
+# Edits the first shapes model could not carry: it drew the asked shape about half the time and
+# both objects of a two-object caption almost never (README, quality). They need the second model
+# (UNet width 64); on a model of another width they are skipped. Figures: `python -m shapes.probes
+# --edits --seeds 8` (euler, 16 steps, cfg 5).
+EDIT_SEEDS = range(8)
+SWAPS = (("a red circle", "a red square"), ("a red square", "a red circle"))
+SWAP_MOVE_PX = 8.0         # one latent cell of the 128 px image: the object stays in place
+SWAP_NEW_SHAPE_MIN = None  # share of the 16 swaps whose target row the reader sees as the new shape
+TWO = "a red circle and a blue square"
+TWO_MIN_VALID = 5          # seeds whose plain image holds both objects (the others measure nothing)
+TWO_BLEND_OTHER_DB = None  # the red circle's pixels, LocalBlend edit of the square vs the source row
+TWO_P2P_OTHER_DB = None    # the same without the blend (P2P alone)
+TWO_SHIFT_OTHER_PX = None  # the blue square's move when TokenShift moves the red circle 0.2
+TWO_SHIFT_OTHER_DB = None  # the blue square's pixels, moved row vs the plain image
+
+
+def _second_model() -> bool:
+    with open(os.path.join(WEIGHTS, "training.json"), encoding="utf-8") as f:
+        return json.load(f)["unet_phases"][-1]["args"].get("channels", 32) >= 64
+
+
+@pytest.fixture(scope="module")
+def edits(shapes):
+    if not _second_model() or SWAP_NEW_SHAPE_MIN is None:
+        pytest.skip("needs the second shapes model (UNet width 64) and its measured tolerances")
+    return measure_edits(*shapes)
+
+
+def measure_edits(pack, model, clip, vae) -> dict:
+    out = {"swap": [], "blend": [], "shift": []}
+    for seed in EDIT_SEEDS:
+        for src, tgt in SWAPS:
+            out["swap"].append(_plain(probes.p2p_shape(pack, model, clip, vae, source=src, target=tgt, seed=seed)))
+        out["blend"].append(_plain(probes.local_blend(pack, model, clip, vae, source=TWO,
+                                                      target="a red circle and a yellow square", seed=seed,
+                                                      other="red")))
+        out["shift"].append(_plain(probes.token_shift(pack, model, clip, vae, prompt=TWO, word="red circle",
+                                                      seed=seed, dx=0.2, other="blue")))
+    return out
+
+
+def test_p2p_shape_swap_keeps_place_and_colour_and_draws_the_new_shape(edits):
+    rows = edits["swap"]
+    assert all(r["source_found"] and r["target_found"] for r in rows), rows  # colour kept: read by colour
+    assert max(r["shift_px"] for r in rows) <= SWAP_MOVE_PX, [r["shift_px"] for r in rows]
+    right = sum(r["target_right"] for r in rows) / len(rows)
+    assert right >= SWAP_NEW_SHAPE_MIN, rows
+
+
+def test_editing_one_of_two_objects_leaves_the_other_s_pixels(edits):
+    valid = [r for r in edits["blend"] if r["ok"] and r["p2p"]["other_found"] and r["blend"]["other_found"]]
+    assert len(valid) >= TWO_MIN_VALID, edits["blend"]
+    assert min(r["blend"]["other_psnr"] for r in valid) >= TWO_BLEND_OTHER_DB, valid
+    assert min(r["p2p"]["other_psnr"] for r in valid) >= TWO_P2P_OTHER_DB, valid
+
+
+def test_token_shift_moving_one_of_two_objects_leaves_the_other_in_place(edits):
+    valid = [r for r in edits["shift"] if r["ok"] and r.get("other_found")]
+    assert len(valid) >= TWO_MIN_VALID, edits["shift"]
+    assert max(r["other_shift_px"] for r in valid) <= TWO_SHIFT_OTHER_PX, valid
+    assert min(r["other_psnr"] for r in valid) >= TWO_SHIFT_OTHER_DB, valid
+    assert all(r["error"] <= SHIFT_TOL for r in valid), valid  # and the moved one moved
+
+
 # --------------------------------------------------------------------------- a loaded picture
 # Diffusion Inversion of the bundled picture (workflows/inputs/shapes_photo.png, a red circle),
 # then P2P red -> blue circle with Local Blend and a 4-frame clip; `python -m shapes.probes

@@ -216,3 +216,13 @@ def test_phase_chain_follows_init_back_through_work_folders_and_an_exported_mode
     assert [p["step"] for p in train.phase_chain(str(second), "decoder")] == [800, 100, 50]
     assert [p["step"] for p in train.phase_chain(str(first), "decoder")] == [800, 100]
     assert train.phase_chain(str(exported), "decoder") == [{"step": 800, "args": {}}]
+
+
+@pytest.mark.core
+def test_clear_move_ends_farthest_from_the_other_object_inside_the_margin():
+    from attention_motion.shapes.probes import clear_move
+    assert clear_move((0.4, 0.5), (0.7, 0.5), 0.2) == (-0.2, 0.0)  # away from the other, inside the margin
+    assert clear_move((0.2, 0.5), (0.7, 0.5), 0.2) == (0.0, 0.2)  # -x would pass the margin; +y ties -y
+    assert clear_move((0.5, 0.4), (0.5, 0.7), 0.2) == (0.0, -0.2)
+    assert clear_move((0.5, 0.5), (0.5, 0.5), 0.2) == (0.2, 0.0)  # a tie: the first
+    assert clear_move((0.5, 0.5), (0.2, 0.2), 0.5) == (0.0, 0.0)  # no move of 0.5 fits: none
