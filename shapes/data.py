@@ -70,15 +70,20 @@ def _choice(gen, seq):
 PAIR_SHARE = 0.5  # share of two-object scenes (the bundled model's training set)
 
 
-def sample_scene(gen: torch.Generator, n_objects: Optional[int] = None, pair_share: float = PAIR_SHARE) -> Scene:
+def sample_scene(gen: torch.Generator, n_objects: Optional[int] = None, pair_share: float = PAIR_SHARE,
+                 same_colour: Optional[float] = None) -> Scene:
     """Draw one scene description (no pixels): ``n_objects`` objects, or two with probability
-    ``pair_share`` and else one."""
+    ``pair_share`` and else one. ``same_colour``: the probability that a two-object scene's
+    objects share their colour (None: colours drawn independently, 2 in 11 pairs)."""
     if n_objects is None:
         n_objects = 1 if float(torch.rand((), generator=gen)) < 1.0 - pair_share else 2
+    same = None if same_colour is None or n_objects != 2 else float(torch.rand((), generator=gen)) < same_colour
     objs: List[Obj] = []
     while len(objs) < n_objects:
         colour, shape = _choice(gen, COLOUR_NAMES), _choice(gen, SHAPES)
         if any(o.colour == colour and o.shape == shape for o in objs):
+            continue
+        if same is not None and objs and (colour == objs[0].colour) != same:
             continue
         r = _uniform(gen, MIN_R, MAX_R) if n_objects == 1 else _uniform(gen, MIN_R, MAX_R - 4)
         m = r + 3
@@ -144,7 +149,8 @@ def render(scene: Scene) -> torch.Tensor:
     return img.clamp(0, 1)
 
 
-def batch(gen: torch.Generator, n: int, n_objects: Optional[int] = None, pair_share: float = PAIR_SHARE):
+def batch(gen: torch.Generator, n: int, n_objects: Optional[int] = None, pair_share: float = PAIR_SHARE,
+          same_colour: Optional[float] = None):
     """``n`` scenes: (pixels [n, 3, SIZE, SIZE], list of Scene); see :func:`sample_scene`."""
-    scenes = [sample_scene(gen, n_objects, pair_share) for _ in range(n)]
+    scenes = [sample_scene(gen, n_objects, pair_share, same_colour) for _ in range(n)]
     return torch.stack([render(s) for s in scenes]), scenes

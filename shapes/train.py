@@ -307,16 +307,16 @@ def text_embeddings(clip, captions):
         return torch.cat([clip.encode_from_tokens(clip.tokenize(c)) for c in captions]).clone()
 
 
-def build_dataset(seed: int, n: int, A, b, pair_share: Optional[float] = None):
+def build_dataset(seed: int, n: int, A, b, pair_share: Optional[float] = None, same_colour: Optional[float] = None):
     """(latents [n, 4, 16, 16], caption index [n], object masks [n, 2, 16, 16], objects [n])
     from scenes drawn from ``seed`` + 2, a share ``pair_share`` of them (None: ``data.PAIR_SHARE``)
-    with two objects."""
+    with two objects, of which a share ``same_colour`` (None: as drawn) share their colour."""
     pair_share = data.PAIR_SHARE if pair_share is None else pair_share
     gen = torch.Generator().manual_seed(seed + 2)
     index = {c: i for i, c in enumerate(data.all_captions())}
     lats, caps, masks, counts = [], [], [], []
     for start in range(0, n, 256):
-        x, scenes = data.batch(gen, min(256, n - start), pair_share=pair_share)
+        x, scenes = data.batch(gen, min(256, n - start), pair_share=pair_share, same_colour=same_colour)
         lats.append(vae.encode(x, A, b))
         caps.extend(index[s.caption] for s in scenes)
         masks.append(object_masks(scenes))
@@ -348,7 +348,7 @@ def train_unet(args) -> None:
     empty = len(captions)
     say("text embeddings {}".format(tuple(emb.shape)))
     check_token_positions(clip)
-    lat, cap, obj_mask, obj_count = build_dataset(args.seed, args.scenes, A, b, args.pair_share)
+    lat, cap, obj_mask, obj_count = build_dataset(args.seed, args.scenes, A, b, args.pair_share, args.same_colour_share)
     say("dataset {} latents, std {:.3f}".format(lat.shape[0], float(lat.std())))
 
     base = M.new_unet(args.channels)
@@ -561,6 +561,9 @@ def main(argv=None) -> None:
                     help="unet: share of samples whose object-word maps are replaced by the object masks")
     ap.add_argument("--pair-share", type=float, default=None,
                     help="unet: share of two-object scenes in the training set (default {})".format(data.PAIR_SHARE))
+    ap.add_argument("--same-colour-share", type=float, default=None,
+                    help="unet: share of the two-object scenes whose objects share a colour (default: "
+                         "colours drawn independently, 2 in 11)")
     ap.add_argument("--object-weight", type=float, default=None,
                     help="unet: extra loss weight on the cells of each object and one cell around it "
                          "(e.g. 4: those cells count 5x; default off)")
@@ -577,7 +580,7 @@ def main(argv=None) -> None:
     ap.add_argument("--whiten-scenes", type=int, default=WHITEN_SCENES,
                     help="unet, decoder: scenes the latent whitening is fitted on (give both the same)")
     args = ap.parse_args(argv)
-    for name in ("pair_share", "force"):
+    for name in ("pair_share", "same_colour_share", "force"):
         if getattr(args, name) is not None and not 0.0 <= getattr(args, name) <= 1.0:
             ap.error("--{} is {}; give a share from 0 to 1".format(name.replace("_", "-"), getattr(args, name)))
     if args.object_weight is not None and not 0.0 <= args.object_weight <= MAX_OBJECT_WEIGHT:

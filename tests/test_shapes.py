@@ -189,11 +189,31 @@ def test_the_share_of_two_object_scenes_is_a_setting():
 
 
 @pytest.mark.core
+def test_the_share_of_same_colour_pairs_is_a_setting():
+    def pairs(same):
+        _, scenes = data.batch(torch.Generator().manual_seed(6), 300, pair_share=1.0, same_colour=same)
+        assert all(len(s.objects) == 2 and len({(o.colour, o.shape) for o in s.objects}) == 2 for s in scenes)
+        return [s for s in scenes if s.objects[0].colour == s.objects[1].colour], scenes
+    (none, _), (every, _), (half, _) = pairs(0.0), pairs(1.0), pairs(0.5)
+    assert len(none) == 0 and len(every) == 300 and 120 <= len(half) <= 180, len(half)
+    drawn, scenes = pairs(None)
+    assert 30 <= len(drawn) <= 80, len(drawn)  # independent colours: 2 in 11 (55 of 300)
+    # unset, the scenes are the ones drawn before the setting existed (the trained models' data):
+    # the digest of these captions as the data code before it drew them
+    import hashlib
+    digest = hashlib.sha256("|".join(s.caption for s in scenes).encode()).hexdigest()[:16]
+    assert digest == "132f209ead0f5daf"
+
+
+@pytest.mark.core
 def test_training_refuses_a_share_outside_0_to_1_and_a_bad_object_weight(capsys):
     from attention_motion.shapes import train
     with pytest.raises(SystemExit):
         train.main(["unet", "--work", "unused", "--pair-share", "1.5"])
     assert "--pair-share is 1.5; give a share from 0 to 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["unet", "--work", "unused", "--same-colour-share", "nan"])
+    assert "--same-colour-share is nan; give a share from 0 to 1" in capsys.readouterr().err
     for bad in ("-1", "nan", "inf"):
         with pytest.raises(SystemExit):
             train.main(["unet", "--work", "unused", "--object-weight", bad])
