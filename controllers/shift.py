@@ -257,6 +257,7 @@ class ShiftController(Controller):
         needs_maps = self.reference == "own" or self.edge_margin is not None or self.self_mode == "shift"
         maps = word_maps(raw, self.groups, call.grid) if needs_maps else None
         held = self._applied_offsets(call, maps)
+        kept = [j for j in self.kept if j < t]
         for r in range(call.rows):
             if not self._moves(r, call.rows):
                 continue
@@ -268,7 +269,6 @@ class ShiftController(Controller):
                 dx, dy = held[r, w].tolist()
                 sub = raw[src][..., cols]  # [heads, N, tokens]
                 out[r][..., cols] = shift_tokens(sub, call.grid, dx, dy, self.fill)
-            kept = [j for j in self.kept if j < t]
             if kept and src != r:
                 out[r][..., kept] = raw[src][..., kept]
             call.edited.add(r)

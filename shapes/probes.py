@@ -58,11 +58,13 @@ def background_mask(objs_masks: List[torch.Tensor], dilate: int = 6) -> torch.Te
     return m == 0
 
 
-def clear_move(start: tuple, other: tuple, step: float, margin: float = 0.15) -> tuple:
+def clear_move(start: tuple, other: tuple, step: float, margin: Optional[float] = None) -> tuple:
     """A move of ``step`` along one axis, either way, for an object at ``start`` (fractions of the
     size) that ends farthest from ``other`` without passing the edge rule's ``margin``: a test
     move that keeps two objects apart, so the one left alone is not covered by the moved one.
     Of the moves that fit, the farthest from ``other`` (ties: the first of +x, -x, +y, -y)."""
+    from attention_motion.core.shift import EDGE_MARGIN
+    margin = EDGE_MARGIN if margin is None else margin
     best, best_d = (0.0, 0.0), -1.0
     for mx, my in ((step, 0.0), (-step, 0.0), (0.0, step), (0.0, -step)):
         x, y = start[0] + mx, start[1] + my
