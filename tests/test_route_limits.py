@@ -70,23 +70,32 @@ def test_large_requests_are_bounded_and_do_not_hold_up_small_ones(comfy_server):
     assert status == 200 and size < MAX_ANSWER_BYTES and secs < 30
     assert len(answer["entries"]) == routes.MAX_WORD_ENTRIES and answer["entries"][1]["found"]
 
-    # the most matching work the limits allow: 10 000 prompt words, 99 entries matching them all
+    # the most matching work the limits allow: 10 000 prompt words, 99 entries matching them all,
+    # sent back to back (a fast machine answers one in well under a second) while small ones go
     big = {"prompt": "a " * 10000, "words": ", ".join(f"a b{i}" for i in range(99))}
-    result = {}
-    runner = threading.Thread(target=lambda: result.update(answer=post(url, big)))
+    bigs, stop = [], threading.Event()
+
+    def send_bigs() -> None:
+        while not stop.is_set() and len(bigs) < 50:
+            bigs.append(post(url, big))
+
+    runner = threading.Thread(target=send_bigs)
     runner.start()
     latencies = []
-    time.sleep(0.2)
-    while runner.is_alive() and len(latencies) < 20:
-        status, answer, _, secs = post(url, small, timeout=30)
-        assert status == 200 and answer["positions"] == [[3]]
-        latencies.append(secs)
-    runner.join(120)
-    assert latencies, "the big request ended before a small one was sent"
+    try:
+        time.sleep(0.05)
+        while runner.is_alive() and len(latencies) < 20:
+            status, answer, _, secs = post(url, small, timeout=30)
+            assert status == 200 and answer["positions"] == [[3]]
+            latencies.append(secs)
+    finally:
+        stop.set()
+        runner.join(120)
+    assert latencies and bigs
     assert max(latencies) < SMALL_LATENCY, latencies
-    status, answer, size, secs = result["answer"]
-    assert status == 200 and size < MAX_ANSWER_BYTES and secs < 60
-    assert answer["missing"] == [f"a b{i}" for i in range(99)]
+    for status, answer, size, secs in bigs:
+        assert status == 200 and size < MAX_ANSWER_BYTES and secs < 60
+        assert answer["missing"] == [f"a b{i}" for i in range(99)]
 
 
 def test_an_answer_listing_too_many_positions_is_refused(comfy_server):
