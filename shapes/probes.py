@@ -114,7 +114,8 @@ def token_shift(pack, model, clip, vae, prompt="a red circle", word="red circle"
     moved = imgs[-1]
     res = {"seed": seed, "requested": sdx, "requested_dy": sdy, "rows": int(imgs.shape[0]), "start": (
                o0["cx"] / base.shape[-1], o0["cy"] / base.shape[-2]),
-           "source_diff": float((imgs[0] - base).abs().max()) if imgs.shape[0] > 1 else None}
+           "source_diff": float((imgs[0] - base).abs().max()) if imgs.shape[0] > 1 else None,
+           "plain_objects": len(q.read_objects(base))}
     o1 = _main_object(moved, colour)
     if o1 is None:
         return dict(res, ok=False)
