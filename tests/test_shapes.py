@@ -2,6 +2,7 @@
 
 The semantic behaviour of the pack's nodes on the trained model is in test_semantic.py.
 """
+import inspect
 import os
 
 import pytest
@@ -81,6 +82,27 @@ def test_quality_report_counts_every_caption_and_each_shape(host, pack):
     assert all(v in (0.0, 0.25, 0.5, 0.75, 1.0) for v in by_shape.values())  # 4 captions of each shape
     assert abs(sum(by_shape.values()) / 3 - single["correct"]) < 1e-9
     assert 0.0 <= single["exact"] <= single["correct"] <= 1.0
+    assert pair["same_colour"]["n"] + pair["different_colour"]["n"] == 2
+    lo, hi = pair["both_interval"]
+    assert 0.0 <= lo <= pair["both_correct"] <= hi <= 1.0
+
+
+@pytest.mark.core
+def test_wilson_interval_matches_the_textbook_figures():
+    lo, hi = q.wilson(8, 10)
+    assert abs(lo - 0.4902) < 1e-3 and abs(hi - 0.9433) < 1e-3   # 8 of 10, the usual worked example
+    assert q.wilson(0, 20)[0] == 0.0 and q.wilson(20, 20)[1] == 1.0
+    assert q.wilson(0, 0) == [0.0, 1.0]
+    narrow, wide = q.wilson(96, 132), q.wilson(16, 24)
+    assert narrow[1] - narrow[0] < 0.5 * (wide[1] - wide[0])
+
+
+@pytest.mark.core
+def test_every_pair_caption_is_measured_by_default_and_same_colour_pairs_are_told_apart():
+    assert q.PAIR_CAPTIONS == 132
+    assert inspect.signature(q.evaluate).parameters["pairs"].default == q.PAIR_CAPTIONS
+    assert q.same_colour("a red circle and a red square")
+    assert not q.same_colour("a red circle and a blue circle")
 
 
 @pytest.mark.core
