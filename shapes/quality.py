@@ -4,12 +4,11 @@
 
 For every single-object caption ("a red circle", 12 of them) and ``--n`` seeds, and for every
 two-object caption (132, one seed each, in a seeded random order; ``--pairs N`` takes the first
-N), it samples a 128x128 image with ComfyUI's KSampler
-(euler, normal schedule), reads the objects back from the pixels (``read_objects``: the palette
-is known, so colour masks, connected components and a fill-ratio shape test suffice) and
-reports how often the caption's objects appear with the right colour and shape, with a 95%
-Wilson interval for each share of captions (24 of the 132 pair captions leave about +-18 points,
-all of them about +-8).  For the
+N), it samples a 128x128 image with ComfyUI's KSampler (euler, normal schedule), reads the
+objects back from the pixels (``read_objects``: the palette is known, so colour masks,
+connected components and a fill-ratio shape test suffice) and reports how often the caption's
+objects appear with the right colour and shape, with a 95% Wilson interval for each share of
+captions (24 of the 132 pair captions leave about +-18 points, all of them about +-8).  For the
 single-object captions it also records the shape word's cross-attention with the pack's
 AttentionCapture and reports the distance, in cells of the 16x16 latent grid, between the
 map's centroid and the object's pixel centroid.
@@ -228,13 +227,18 @@ def evaluate(model, clip, vae, n: int = 4, pairs: int = PAIR_CAPTIONS, steps: in
         imgs.append(img)
     single = [r for r in rows if " and " not in r["caption"]]
     double = [r for r in rows if " and " in r["caption"]]
-    same = [r for r in double if same_colour(r["caption"])]
+    same, different = [], []
+    for r in double:
+        (same if same_colour(r["caption"]) else different).append(r)
+
+    def count(rs, key):
+        return sum(bool(r[key]) for r in rs)
 
     def frac(rs, key):
-        return sum(bool(r[key]) for r in rs) / max(1, len(rs))
+        return count(rs, key) / max(1, len(rs))
 
     def interval(rs, key):
-        return wilson(sum(bool(r[key]) for r in rs), len(rs))
+        return wilson(count(rs, key), len(rs))
 
     def obj_frac(rs, key):
         v = [x for r in rs for x in r[key]]
@@ -251,8 +255,7 @@ def evaluate(model, clip, vae, n: int = 4, pairs: int = PAIR_CAPTIONS, steps: in
         "pair": {"n": len(double), "both_correct": frac(double, "all"), "both_interval": interval(double, "all"),
                  "objects_correct": obj_frac(double, "found"), "colour": obj_frac(double, "colour"),
                  "same_colour": {"n": len(same), "both_correct": frac(same, "all")},
-                 "different_colour": {"n": len(double) - len(same),
-                                      "both_correct": frac([r for r in double if not same_colour(r["caption"])], "all")}},
+                 "different_colour": {"n": len(different), "both_correct": frac(different, "all")}},
         "attention": {"n": len(dists), "grid": 16, "mean_dist_cells": float(dists_t.mean()) if len(dists) else None,
                       "median_dist_cells": float(dists_t.median()) if len(dists) else None,
                       "within_2_cells": float((dists_t <= 2).float().mean()) if len(dists) else None},
