@@ -282,6 +282,12 @@ def main(argv=None) -> None:
     ap.add_argument("--json", default=None, help="write the full report here")
     ap.add_argument("--images", default=None, help="write a sample grid PNG into this directory")
     args = ap.parse_args(argv)
+    if args.n < 1:
+        ap.error("--n is {}; give at least 1 seed per single-object caption".format(args.n))
+    if not 0 <= args.pairs <= PAIR_CAPTIONS:
+        ap.error("--pairs is {}; give 0 to {} two-object captions".format(args.pairs, PAIR_CAPTIONS))
+    if args.steps < 1 or not (0.0 < args.cfg < float("inf")):
+        ap.error("--steps is {} and --cfg {}; give steps >= 1 and a finite cfg > 0".format(args.steps, args.cfg))
     torch.set_num_threads(args.threads)
     from . import hostenv
     hostenv.setup(args.comfyui)

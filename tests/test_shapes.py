@@ -106,6 +106,17 @@ def test_every_pair_caption_is_measured_by_default_and_same_colour_pairs_are_tol
 
 
 @pytest.mark.core
+@pytest.mark.parametrize("argv, named", [(["--pairs", "133"], "--pairs"), (["--pairs", "-1"], "--pairs"),
+                                          (["--n", "0"], "--n"), (["--cfg", "nan"], "--cfg"),
+                                          (["--cfg", "inf"], "--cfg"), (["--steps", "0"], "--steps")])
+def test_quality_refuses_out_of_range_numbers_before_loading_anything(argv, named, capsys):
+    with pytest.raises(SystemExit) as exc:
+        q.main(argv)
+    assert exc.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+@pytest.mark.core
 def test_teacher_forced_maps_follow_the_masks():
     from attention_motion.shapes import train
     torch.manual_seed(0)
