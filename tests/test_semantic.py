@@ -42,33 +42,32 @@ def _needs(pack, name):
 
 
 # Figures from `python tests/test_semantic.py [names]` (the measure_* functions below) on the
-# committed weights, the second shapes model (euler/normal, 16 steps, cfg 5); the first model's
-# figures, where a tolerance moved, in brackets. The model's word maps are localised (shape
-# word's attention centroid 0.42 cells of 16 from the object on average) and it draws objects where
-# their words' maps are, so attention edits move, recolour and confine objects.
+# committed weights, the second shapes model after its phase 8 (euler/normal, 16 steps, cfg 5);
+# the first model's figures, where a tolerance moved, in brackets. The model's word maps are
+# localised (shape word's attention centroid 0.30 cells of 16 from the object on average) and it
+# draws objects where their words' maps are, so attention edits move, recolour and confine objects.
 
 # --------------------------------------------------------------------------- TokenShift
 # reference 'source row' (the default): the node's LATENT holds the source row, then the moved
 # row; the moved object is measured against the plain KSampler run of the same prompt and seed.
 SHIFT_SEEDS = range(6)
 SHIFT_MOVES = ((0.25, 0.0), (0.2, 0.2))   # |dx|, |dy| toward the image centre, fractions of the size
-SHIFT_TOL = 0.06    # per axis, about one latent cell of 16 (0.0625), every seed but one
-SHIFT_MAX_TOL = 0.12  # every seed
+SHIFT_TOL = 0.06    # per axis, about one latent cell of 16 (0.0625), every seed
 # measured |moved - requested|, worst axis, seeds 0..5:
-#   (0.25, 0): 0.004, 0.006, 0.006, 0.004, 0.109, 0.004 (0.052, 0.017, 0.007, 0.025, 0.011, 0.023)
-#   (0.2, 0.2): 0.015, 0.016, 0.012, 0.009, 0.075, 0.010 (0.013, 0.012, 0.007, 0.017, 0.007, 0.017)
-# Seed 4 redraws its circle smaller and moves it 0.141 of 0.25 (0.124 of 0.2 across): the second
-# model is better on five seeds and worse on that one, so one seed of six may miss SHIFT_TOL.
+#   (0.25, 0): 0.007, 0.010, 0.008, 0.002, 0.003, 0.002 (0.052, 0.017, 0.007, 0.025, 0.011, 0.023)
+#   (0.2, 0.2): 0.003, 0.016, 0.010, 0.006, 0.006, 0.008 (0.013, 0.012, 0.007, 0.017, 0.007, 0.017)
+# Before phase 8 seed 4 redrew its circle smaller and missed by 0.109 and 0.075, so one seed of six
+# was let past SHIFT_TOL (to 0.12); phase 8 moves it right, and every seed is held to SHIFT_TOL.
 # (reference 'none', each row shifting its own map, for comparison, first model: dx moved for
 #  0.25: object lost, 0.490, 0.409, 0.045, -0.144, -0.013)
 SHIFT_BG_MIN = 22.0      # dB, background of the moved image vs the plain one, every seed whose plain
-#                          image holds one object (seed 5 draws two red circles for "a red circle";
+#                          image holds one object (seed 4 draws a second red circle for "a red circle";
 #                          the shift moves both, the words' object twice, so its "background",
-#                          measured around one of them, is 14.2 / 14.4 dB)
-SHIFT_BG_MEDIAN = 36.0   # dB; measured (0.25, 0): 43.7, 44.1, 36.7, 41.6, 43.5, (14.2), median 42.6;
-#                          (0.2, 0.2): 37.5, 44.2, 35.5, 40.8, 41.5, (14.4), median 39.2 (first
+#                          measured around one of them, is 15.7 / 15.7 dB); measured min 35.7 / 36.5
+SHIFT_BG_MEDIAN = 36.0   # dB; measured (0.25, 0): 44.1, 46.7, 35.7, 44.2, (15.7), 38.5, median 41.3;
+#                          (0.2, 0.2): 39.5, 49.5, 36.5, 44.2, (15.7), 41.3, median 40.4 (first
 #                          model: medians 35.9, 36.3)
-SOURCE_DIFF_MAX = 1e-3   # the source row vs the plain run, max abs pixel in [0, 1]; measured 2.6e-6 to 1.3e-5
+SOURCE_DIFF_MAX = 1e-3   # the source row vs the plain run, max abs pixel in [0, 1]; measured 4.4e-6 to 4.0e-5
 #                          (batch-of-2 rounding)
 
 
@@ -92,7 +91,7 @@ def test_token_shift_moves_object_by_requested_fraction(shifts):
     for move, rows in shifts.items():
         assert all(r["ok"] for r in rows), (move, rows)
         errors = sorted(r["error"] for r in rows)
-        assert errors[-2] <= SHIFT_TOL and errors[-1] <= SHIFT_MAX_TOL, (move, errors)
+        assert errors[-1] <= SHIFT_TOL, (move, errors)
 
 
 def test_token_shift_keeps_object_and_background(shifts):
@@ -109,7 +108,7 @@ def test_token_shift_keeps_object_and_background(shifts):
 
 # --------------------------------------------------------------------------- P2P colour swap
 P2P_SEEDS = (0, 1, 2, 3)
-P2P_IOU_MIN = 0.85    # measured IoU of source and target masks, seeds 0..3: 0.921, 0.948, 0.972, 0.922
+P2P_IOU_MIN = 0.85    # measured IoU of source and target masks, seeds 0..3: 0.953, 0.948, 0.968, 0.972
 #                       (first model 0.866, 0.837, 0.907, 0.885)
 
 
@@ -127,10 +126,10 @@ def test_p2p_colour_swap_changes_colour_keeps_mask(shapes):
 
 # --------------------------------------------------------------------------- LocalBlend
 LB_SEEDS = (0, 1, 2)
-LB_PSNR_MIN = 43.0    # dB, background source vs blended target; measured seeds 0, 1, 2: 51.72, 45.89, 45.69
+LB_PSNR_MIN = 43.0    # dB, background source vs blended target; measured seeds 0, 1, 2: 52.46, 45.91, 45.95
 #                       (first model 45.18, 45.09, 44.33)
-LB_GAIN_MIN = 1.5     # dB over the same P2P run without the blend; measured 16.39, 2.83, 9.92
-#                       (without LocalBlend: 35.34, 43.07, 35.77; first model gains 1.52, 7.46, 7.89)
+LB_GAIN_MIN = 1.5     # dB over the same P2P run without the blend; measured 19.57, 6.22, 13.25
+#                       (without LocalBlend: 32.89, 39.69, 32.70; first model gains 1.52, 7.46, 7.89)
 
 
 def measure_local_blend(pack, model, clip, vae) -> list:
@@ -154,9 +153,9 @@ FRAME_SEEDS = (2, 3)       # objects starting at x 0.39 and 0.31; seeds 0 and 1 
 FRAMES = 4
 FRAME_DX = 0.3
 FRAME_STEP_TOL = 0.04      # per-frame advance within 0.04 of dx / (frames - 1) = 0.1
-# measured per-frame advance: seed 2: 0.108, 0.091, 0.101; seed 3: 0.096, 0.110, 0.093
+# measured per-frame advance: seed 2: 0.109, 0.102, 0.097; seed 3: 0.099, 0.111, 0.097
 # (first model, seeds 1, 2: 0.105, 0.079, 0.092; 0.085, 0.099, 0.108)
-FRAME_BG_PSNR_MIN = 30.0   # dB vs frame 0; measured minimum over frames, seeds 2, 3: 35.75, 40.68
+FRAME_BG_PSNR_MIN = 30.0   # dB vs frame 0; measured minimum over frames, seeds 2, 3: 36.90, 43.21
 #                            (first model, seeds 1, 2: 34.18, 33.34)
 
 
@@ -192,14 +191,14 @@ def test_frame_sequence_background_steady(clips):
 NOUN_CASES = (("a red circle", 30), ("a green triangle", 31), ("a blue square", 32), ("a yellow circle", 33),
               ("a red square", 34), ("a green circle", 35), ("a blue triangle", 36), ("a yellow square", 37))
 NOUN_MOVES = ((0.22, 0.0), (0.0, 0.22), (0.18, 0.18), (0.3, 0.0))
-NOUN_MEDIAN_TOL = 0.03   # worst-axis error, median of 8; measured toward the centre: 0.006, 0.004, 0.017,
-#                          0.011, 0.009, 0.005, 0.006, 0.003 (median 0.006; first model 0.024). With
+NOUN_MEDIAN_TOL = 0.03   # worst-axis error, median of 8; measured toward the centre: 0.001, 0.006, 0.009,
+#                          0.003, 0.012, 0.009, 0.012, 0.010 (median 0.009; first model 0.024). With
 #                          'typed words' (the old behaviour, first model, seeds 10-17) the median was
 #                          0.217: the colour's map held the object.
-NOUN_MAX_TOL = 0.06      # every move toward the centre (measured max 0.017; first model 0.057)
+NOUN_MAX_TOL = 0.06      # every move toward the centre (measured max 0.012; first model 0.057)
 EDGE_MEDIAN_TOL = 0.03   # away from the centre: |moved - where the edge rule stops it|, worst axis, taking
-EDGE_MAX_TOL = 0.08      # the object's pixel centroid for its map's centre; measured 0.014, 0.007, 0.009,
-#                          0.007, 0.043, 0.010, 0.016, 0.009 (median 0.009; first model 0.029); before
+EDGE_MAX_TOL = 0.08      # the object's pixel centroid for its map's centre; measured 0.025, 0.004, 0.010,
+#                          0.020, 0.001, 0.007, 0.023, 0.010 (median 0.010; first model 0.029); before
 #                          the rule one of them lost its object (moved -0.435 for +0.18 asked)
 
 
@@ -240,13 +239,13 @@ def test_a_move_past_the_edge_stops_at_the_edge(noun_moves):
 
 NOUN_CLIP_FRAMES = 6
 NOUN_CLIP_DX = 0.3       # 0.06 a frame
-NOUN_CLIP_STEP = (0.03, 0.09)  # every frame's advance; measured (red circle, seed 20): 0.066, 0.056, 0.068,
-#                                0.058, 0.058 (first model 0.076, 0.055, 0.079, 0.051, 0.057; with 'typed
+NOUN_CLIP_STEP = (0.03, 0.09)  # every frame's advance; measured (red circle, seed 20): 0.061, 0.060, 0.062,
+#                                0.063, 0.057 (first model 0.076, 0.055, 0.079, 0.051, 0.057; with 'typed
 #                                words': -0.02, 0.02, 0.008, 0.0, -0.005)
-EDGE_CLIP_SEED = 25            # green triangle from x 0.737 (seed 21 of the first model started at 0.761;
+EDGE_CLIP_SEED = 25            # green triangle from x 0.746 (seed 21 of the first model started at 0.761;
 #                                on this model it starts at 0.833, at the edge rule already)
-EDGE_CLIP_MAX_X = 0.85 + 0.06  # stops at the edge rule's 0.85 (one cell of slack); measured 0.737,
-#                                0.808, 0.844, 0.844, 0.844, 0.844
+EDGE_CLIP_MAX_X = 0.85 + 0.06  # stops at the edge rule's 0.85 (one cell of slack); measured 0.746,
+#                                0.814, 0.841, 0.841, 0.841, 0.841
 
 
 def measure_noun_clips(pack, model, clip, vae) -> tuple:
@@ -277,23 +276,30 @@ EDIT_SEEDS = range(8)
 SWAPS = (("a red circle", "a red square"), ("a red square", "a red circle"))
 SWAP_MOVE_PX = 8.0         # one latent cell of the 128 px image: the object stays in place
 SWAP_NEW_SHAPE_MIN = 0.85  # share of the 16 swaps whose target row the reader sees as the new shape;
-#                            measured 16 of 16, each object moved 0.04-0.86 px
+#                            measured 16 of 16, each object moved 0.19-0.77 px (phase 7: 16 of 16,
+#                            0.04-0.86 px)
 TWO = "a red circle and a blue square"
 TWO_MIN_VALID = 5          # seeds whose plain image holds both objects (the others measure nothing)
 # The red circle's pixels (PSNR inside its mask), blue -> yellow square vs the source row, seeds 0-7:
-#   LocalBlend: 22.3, 63.3, 48.6, 96.7, 49.9, 39.4, 55.0, 46.1 (median 49.3)
-#   P2P alone:  22.8, 34.7, 37.5, 34.6, 33.4, 31.2, 36.8, 33.1 (median 34.0)
-# Seed 0's square sits just under the circle: the blend region (the square's map, dilated) reaches
-# the circle's rim, whose outline moves half a pixel (22 dB inside the mask, in place, same shape).
+#   LocalBlend: 34.6, 77.0, 48.5, 43.0, 50.2, 99.0, 57.9, 52.2 (median 51.2; phase 7: 49.3)
+#   P2P alone:  28.9, 34.2, 35.3, 34.9, 35.1, 33.3, 33.0, 33.7 (median 34.0; phase 7: 34.0)
+# Seed 0's square sits near the circle: the blend region (the square's map, dilated) reaches the
+# circle's rim, whose outline moves a fraction of a pixel (in place, same shape; phase 7 drew the two
+# touching, 22.3 dB, and the bound was 20).
 TWO_BLEND_OTHER_DB = 45.0  # median
 TWO_P2P_OTHER_DB = 30.0    # median
-TWO_OTHER_MIN_DB = 20.0    # every seed, either way
-TWO_BLEND_GAIN_DB = 8.0    # the blend's median over P2P's (measured +15.3)
-# TokenShift moving the red circle 0.2 away from the blue square, seeds 0-7: the square moved 1.13,
-# 0.03, 0.26, 0.89, 1.05, 0.88, 0.16, 0.08 px; PSNR inside it 20.4, 35.5, 33.1, 21.4, 29.5, 18.3 (seed 5
-# draws a second red circle the shift also moves, and the square comes out rounder), 35.0, 33.8.
+TWO_OTHER_MIN_DB = 25.0    # every seed, either way (measured 28.9)
+TWO_BLEND_GAIN_DB = 8.0    # the blend's median over P2P's (measured +17.3; phase 7 +15.3)
+# TokenShift moving the red circle 0.2 away from the blue square, seeds 0-7: the square moved 0.23,
+# 0.40, 0.23, 0.63, 0.81, 0.13, 0.32, 0.09 px; PSNR inside it 25.5, 34.2, 32.6, 26.0, 25.6, 34.1, 35.5,
+# 36.4 (median 33.3; phase 7: at most 1.13 px, median 31.3). The moved circle's error (worst axis):
+# 0.011, 0.005, 0.006, 0.005, 0.010, (0.076), 0.001, 0.007. Seed 5's plain image draws the red circle
+# twice (with a blue circle), the words' object is two objects, and the measure, which follows the
+# largest red one, reads 0.076; so the moved one's error is held where the plain image holds exactly
+# the caption's two objects (6 of 8 seeds; seed 1 draws the blue square twice).
 TWO_SHIFT_OTHER_PX = 2.0   # every seed (a latent cell is 8 px)
-TWO_SHIFT_OTHER_DB = 28.0  # median (measured 31.3)
+TWO_SHIFT_OTHER_DB = 28.0  # median
+TWO_EXACT_MIN = 4          # seeds whose plain image holds exactly two objects (measured 6)
 
 
 def _second_model() -> bool:
@@ -345,7 +351,9 @@ def test_token_shift_moving_one_of_two_objects_leaves_the_other_in_place(edits):
     assert len(valid) >= TWO_MIN_VALID, edits["shift"]
     assert max(r["other_shift_px"] for r in valid) <= TWO_SHIFT_OTHER_PX, valid
     assert statistics.median(r["other_psnr"] for r in valid) >= TWO_SHIFT_OTHER_DB, valid
-    assert all(r["error"] <= SHIFT_TOL for r in valid), valid  # and the moved one moved
+    exact = [r for r in valid if r["plain_objects"] == 2]
+    assert len(exact) >= TWO_EXACT_MIN, valid
+    assert all(r["error"] <= SHIFT_TOL for r in exact), exact  # and the moved one moved
 
 
 # --------------------------------------------------------------------------- a loaded picture
@@ -353,12 +361,12 @@ def test_token_shift_moving_one_of_two_objects_leaves_the_other_in_place(edits):
 # then P2P red -> blue circle with Local Blend and a 4-frame clip; `python -m shapes.probes
 # --photo` (euler, 16 steps, seed 0). PSNR against the picture's VAE round trip.
 PHOTO_EXACT_DB = 60.0      # direct: measured 99 (identical pixels) at cfg 5 (first model: cfg 1, 5, 7.5)
-PHOTO_PLAIN_MAX_DB = 30.0  # plain inversion, cfg 5: measured 24.9, the model's own inversion error (first
+PHOTO_PLAIN_MAX_DB = 30.0  # plain inversion, cfg 5: measured 24.6, the model's own inversion error (first
 #                            model 18.5; the bound was 25, raised as this model inverts better: the
 #                            test's point is that plain inversion is far from direct's 99)
-PHOTO_EDIT_BG_DB = 40.0    # the edit's background: measured 45.6 (first model 46.0 at cfg 5, 47.1 at cfg 1)
-PHOTO_EDIT_MOVED = 0.03    # the recoloured circle stays in place: measured 0.009 (first model 0.004)
-PHOTO_CLIP_MOVE = (0.2, 0.1)  # asked 0.2 by frame 3, within one and a half latent cells: measured 0.192
+PHOTO_EDIT_BG_DB = 40.0    # the edit's background: measured 45.7 (first model 46.0 at cfg 5, 47.1 at cfg 1)
+PHOTO_EDIT_MOVED = 0.03    # the recoloured circle stays in place: measured 0.014 (first model 0.004)
+PHOTO_CLIP_MOVE = (0.2, 0.1)  # asked 0.2 by frame 3, within one and a half latent cells: measured 0.199
 #                               (first model 0.265)
 
 
@@ -387,7 +395,7 @@ def test_a_loaded_picture_is_kept_exactly_and_edited_in_place(shapes):
 # 0.108 -> 0.106): this model's backgrounds are not carried by its self-attention (with every
 # row attending to the reference's keys and values alone the distance is the same).
 STYLE_SEEDS = (0,)
-STYLE_ROWS_CHANGE = 0.005  # mean |pixel| of the other rows vs the plain batch; measured 0.025, 0.031 (seed 0;
+STYLE_ROWS_CHANGE = 0.005  # mean |pixel| of the other rows vs the plain batch; measured 0.025, 0.025 (seed 0;
 #                            first model 0.022, 0.026)
 
 
@@ -410,13 +418,13 @@ def test_style_aligned_keeps_the_reference_and_every_row_s_object(shapes):
 # plain / latent_adain: (0.074, 0.151) / (0.006, 0.001), (0.108, 0.123) / (0.006, 0.010),
 # (0.121, 0.024) / (0.008, 0.005), (0.070, 0.064) / (0.022, 0.020).
 LATENT_ADAIN_SEEDS = (0, 1, 2, 3)
-# Second model, seeds 0-3: plain 0.046, 0.062, 0.037, 0.050, 0.032, 0.063, 0.042, 0.045; latent_adain
-# 0.003, 0.003, 0.003, 0.005, 0.004, 0.009, 0.003, 0.004.
-LATENT_ADAIN_MEAN_SHARE = 0.25  # mean distance at most this share of the plain batch's (measured 0.088;
-#                                 first model 0.106)
-LATENT_ADAIN_ROW_SHARE = 0.5    # every row at most this share of its plain distance (measured 0.14 at most;
-#                                 first model 0.32)
-LATENT_ADAIN_ROW_MAX = 0.04     # and at most this distance (measured 0.009 at most; first model 0.022)
+# Second model, seeds 0-3: plain 0.041, 0.065, 0.035, 0.042, 0.036, 0.063, 0.043, 0.051; latent_adain
+# 0.002, 0.003, 0.006, 0.007, 0.004, 0.014, 0.005, 0.006.
+LATENT_ADAIN_MEAN_SHARE = 0.25  # mean distance at most this share of the plain batch's (measured 0.130;
+#                                 phase 7 0.088, first model 0.106)
+LATENT_ADAIN_ROW_SHARE = 0.5    # every row at most this share of its plain distance (measured 0.23 at most;
+#                                 phase 7 0.14, first model 0.32)
+LATENT_ADAIN_ROW_MAX = 0.04     # and at most this distance (measured 0.014 at most; first model 0.022)
 
 
 def test_style_aligned_latent_adain_matches_the_backgrounds(shapes):
