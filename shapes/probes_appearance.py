@@ -36,6 +36,16 @@ def _background(img: torch.Tensor) -> torch.Tensor:
     return img[:, keep].mean(1)
 
 
+def _placement(mask: torch.Tensor, target: torch.Tensor) -> Dict[str, float]:
+    """``offset`` (worst axis, fraction of the side) of ``mask``'s centroid from ``target``'s, and their ``iou``."""
+    def centre(m):
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        return float(xs.float().mean()), float(ys.float().mean())
+    (x0, y0), (x1, y1) = centre(mask), centre(target)
+    return {"offset": max(abs(x0 - x1), abs(y0 - y1)) / mask.shape[-1],
+            "iou": float((mask & target).sum()) / float((mask | target).sum())}
+
+
 def cross_image(model, clip, vae, structure: str = "a red circle", appearance: str = "a blue square",
                 output: str = "", seed: int = 0, contrast: float = 1.67, start: float = 0.1, end: float = 0.9,
                 resolutions: str = "1/1, 1/2", blocks: str = "decoder", steps: int = STEPS, cfg: float = CFG,
@@ -48,8 +58,11 @@ def cross_image(model, clip, vae, structure: str = "a red circle", appearance: s
     ``output_colour``: colour of the output row's largest object; ``structure_colour_px``,
     ``appearance_colour_px``: pixels of the structure / appearance prompt's colour in the output;
     ``placed``: the output object that overlaps the structure's object most (its ``colour``,
-    ``shape``, ``offset`` of its centroid from the structure object's, worst axis, and ``iou``),
-    None when no output object overlaps it. ``object_words`` default: the two prompts' last words.
+    ``shape``, ``offset`` of its centroid from the structure object's, worst axis, and ``iou``;
+    ``union_offset`` and ``union_iou``: the same for the union of every output object, of any
+    colour, that overlaps the structure's object, the place measured blind to colour, since AdaIN
+    can recolour part of an object and so split it into two components), None when no output
+    object overlaps it. ``object_words`` default: the two prompts' last words.
     """
     import importlib
 
@@ -82,12 +95,13 @@ def cross_image(model, clip, vae, structure: str = "a red circle", appearance: s
         res.update(offset=max(abs(dx), abs(dy)), iou=inter / union, structure_shape=o_s["shape"])
     placed = None
     if o_s is not None:
-        best = max(q.read_objects(imgs[2]), key=lambda o: int((o["mask"] & o_s["mask"]).sum()), default=None)
-        if best is not None and int((best["mask"] & o_s["mask"]).sum()) > 0:
-            inter = float((o_s["mask"] & best["mask"]).sum())
+        touching = [o for o in q.read_objects(imgs[2]) if bool((o["mask"] & o_s["mask"]).any())]
+        if touching:
+            best = max(touching, key=lambda o: int((o["mask"] & o_s["mask"]).sum()))
+            union = torch.stack([o["mask"] for o in touching]).any(0)
             placed = {"colour": best["colour"], "shape": best["shape"],
-                      "offset": max(abs(best["cx"] - o_s["cx"]), abs(best["cy"] - o_s["cy"])) / imgs.shape[-1],
-                      "iou": inter / float((o_s["mask"] | best["mask"]).sum())}
+                      **_placement(best["mask"], o_s["mask"]),
+                      **{"union_" + k: v for k, v in _placement(union, o_s["mask"]).items()}}
     res["placed"] = placed
     bg = [_background(im) for im in imgs]
     res.update(background=[[round(float(c), 4) for c in b] for b in bg])

@@ -310,15 +310,15 @@ def shapes(host, pack):
 # Figures from `python -m shapes.probes_appearance` (structure "a red circle", appearance "a blue
 # square", output prompt = the structure prompt, contrast 1.67, window [0.1, 0.9), "1/1, 1/2",
 # decoder; euler / normal, 16 steps, cfg 5), seeds 0, 1, 2 (seed 3 in brackets), second shapes
-# model (the first model's figures after the slash):
-#   output object's centroid - structure object's, worst axis: 0.002, 0.002, 0.001 (0.005) / 0.016,
+# model after phase 8 (the first model's figures after the slash):
+#   output object's centroid - structure object's, worst axis: 0.002, 0.001, 0.008 (0.003) / 0.016,
 #     0.020, 0.018 (0.014)
-#   output object's centroid - appearance object's, worst axis: 0.468, 0.520, 0.441 (0.252) / 0.223,
+#   output object's centroid - appearance object's, worst axis: 0.462, 0.553, 0.446 (0.215) / 0.223,
 #     0.355, 0.377 (0.260)
-#   IoU of the output and structure objects: 0.95, 0.98, 0.99 (0.94) / 0.79, 0.55, 0.78 (0.65)
+#   IoU of the output and structure objects: 0.98, 0.97, 0.93 (0.97) / 0.79, 0.55, 0.78 (0.65)
 #   output pixels of the appearance colour (blue): 0 every seed; object colour: red every seed
-#   background colour moved from the structure's towards the appearance's: -0.18, -2.36, -0.07
-#     (-0.13) / 0.002, 0.055, 0.063 (0.036) (seed 1's two backgrounds differ by 0.01: its ratio is noise)
+#   background colour moved from the structure's towards the appearance's: -0.10, -1.20, 0.05
+#     (-0.11) / 0.002, 0.055, 0.063 (0.036) (seed 1's two backgrounds differ by 0.01: its ratio is noise)
 # On this model an object's colour is bound to its colour word through cross-attention: the
 # swapped self-attention does not carry the appearance object's colour (nor does it with an empty
 # output prompt: the output then loses its object). What it carries is the layout: the output
@@ -326,8 +326,8 @@ def shapes(host, pack):
 # background tone, weakly (0.04 of the way on average); the second model's does not (its
 # backgrounds are drawn with less help from self-attention), so that is no longer asserted.
 SEMANTIC_SEEDS = (0, 1, 2)
-LAYOUT_TOL = 0.04         # measured at most 0.002 (first model 0.020)
-AWAY_MIN = 0.15           # measured at least 0.441 (first model 0.223)
+LAYOUT_TOL = 0.04         # measured at most 0.008 (first model 0.020)
+AWAY_MIN = 0.15           # measured at least 0.446 (first model 0.223)
 
 
 @pytest.mark.semantic
@@ -356,22 +356,25 @@ def test_sdxl_structure_and_appearance_rows_are_plain(tiny_sdxl):
 
 # Figures from `python -m shapes.probes_appearance --seeds 6 --contrast 1.67 --adain object "object and background"`
 # (as above, plus the paper's AdaIN of the output's x0 prediction from 0.2 of the steps, masks from the
-# cross-attention of "circle" and "square"), seeds 0-5, second shapes model: the object overlapping
-# the structure's stays red; AdaIN brings 196-317 pixels of the appearance's blue into it (0 without),
-# against 592-1124 red ones; offset 0.003-0.076 (seeds 0-3: 0.023, 0.042, 0.024, 0.016 with "object",
-# 0.022, 0.040, 0.027, 0.008 with "object and background"), IoU 0.27-0.66 (seeds 0-3 0.43-0.62);
-# "object and background" moves the background 0.62, -1.12 (seed 1, noise as above), 0.80, 0.74,
-# 0.60, 0.65 of the way to the appearance's.
+# cross-attention of "circle" and "square"), seeds 0-5, second shapes model after phase 8: AdaIN brings
+# 201-428 pixels of the appearance's blue into the object (0 without), the rest stays red, so the
+# object is read as two components. Its place is therefore measured blind to colour, on the union of
+# the output objects that overlap the structure's ("placed" union): offset 0.007, 0.015, 0.010, 0.004
+# with "object", 0.011, 0.024, 0.018, 0.005 with "object and background" (seeds 0-3; 0.018-0.022 on
+# 4-5), IoU 0.60-0.79 (seeds 0-5). The red component alone is off by up to 0.085 (seed 2, "object and
+# background", 393 px turned blue) with IoU down to 0.23, which phase 7 (196-317 blue px) kept within
+# 0.042 and 0.43: the test measured that component until this model. "object and background" moves the
+# background 0.69, -0.31 (seed 1, noise as above), 0.83, 0.76, 0.60, 0.59 of the way to the appearance's.
 # The first model turned the object blue on every seed (offset 0.004-0.017, IoU 0.70-0.86, background
 # moved 0.86-0.96 with "object and background"). On the second model, whose colour words bind the
 # object's colour more strongly, the AdaIN statistics shift only part of the object: the asserted
 # figures below are this model's, loosened from "the object turns blue" with that reason.
 ADAIN_SEEDS = (0, 1, 2, 3)
-ADAIN_APPEARANCE_PX = 150       # appearance-colour pixels in the output (measured 196-317; 0 without AdaIN)
-ADAIN_LAYOUT_TOL = 0.06         # output object's offset from the structure's (measured at most 0.042)
-ADAIN_IOU_MIN = 0.35            # measured 0.43-0.63 on seeds 0-3
-ADAIN_BACKGROUND_MIN = 0.5      # "object and background", every seed but one: measured 0.62, 0.80, 0.74
-#                                 (seed 1: -1.12, its backgrounds nearly equal; first model >= 0.858)
+ADAIN_APPEARANCE_PX = 150       # appearance-colour pixels in the output (measured 201-415; 0 without AdaIN)
+ADAIN_LAYOUT_TOL = 0.05         # the placed union's offset from the structure's object (measured at most 0.024)
+ADAIN_IOU_MIN = 0.5             # the placed union's IoU with it, measured 0.60-0.79 on seeds 0-3
+ADAIN_BACKGROUND_MIN = 0.5      # "object and background", every seed but one: measured 0.69, 0.83, 0.76
+#                                 (seed 1: -0.31, its backgrounds nearly equal; first model >= 0.858)
 
 
 @pytest.mark.semantic
@@ -385,7 +388,7 @@ def test_adain_brings_the_appearance_colours_onto_the_structure_layout(shapes, a
         r.pop("images")
         placed = r["placed"]
         assert placed is not None, r
-        assert placed["offset"] <= ADAIN_LAYOUT_TOL and placed["iou"] >= ADAIN_IOU_MIN, r
+        assert placed["union_offset"] <= ADAIN_LAYOUT_TOL and placed["union_iou"] >= ADAIN_IOU_MIN, r
         assert r["appearance_colour_px"] >= ADAIN_APPEARANCE_PX, r
         moved.append(r["background_transfer"])
     if adain == "object and background":
