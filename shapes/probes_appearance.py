@@ -98,10 +98,10 @@ def cross_image(model, clip, vae, structure: str = "a red circle", appearance: s
         touching = [o for o in q.read_objects(imgs[2]) if bool((o["mask"] & o_s["mask"]).any())]
         if touching:
             best = max(touching, key=lambda o: int((o["mask"] & o_s["mask"]).sum()))
-            union = torch.stack([o["mask"] for o in touching]).any(0)
+            covered = torch.stack([o["mask"] for o in touching]).any(0)
             placed = {"colour": best["colour"], "shape": best["shape"],
                       **_placement(best["mask"], o_s["mask"]),
-                      **{"union_" + k: v for k, v in _placement(union, o_s["mask"]).items()}}
+                      **{"union_" + k: v for k, v in _placement(covered, o_s["mask"]).items()}}
     res["placed"] = placed
     bg = [_background(im) for im in imgs]
     res.update(background=[[round(float(c), 4) for c in b] for b in bg])

@@ -98,6 +98,25 @@ def test_wilson_interval_matches_the_textbook_figures():
 
 
 @pytest.mark.core
+def test_placement_of_a_split_object_is_measured_on_the_union():
+    """The cross-image probe's place figures: a structure object whose output is split into two
+    halves of different colours is in place as a whole, not as either half."""
+    from attention_motion.shapes.probes_appearance import _placement
+    target = torch.zeros(128, 128, dtype=torch.bool)
+    target[40:72, 40:72] = True
+    left, right = target.clone(), target.clone()
+    left[:, 56:] = False
+    right[:, :56] = False
+    half = _placement(left, target)
+    assert abs(half["offset"] - 8 / 128) < 1e-6 and abs(half["iou"] - 0.5) < 1e-6
+    whole = _placement(left | right, target)
+    assert whole == {"offset": 0.0, "iou": 1.0}
+    moved = torch.roll(target, 4, dims=0)  # down 4 px: 28 of 36 rows overlap
+    m = _placement(moved, target)
+    assert abs(m["offset"] - 4 / 128) < 1e-6 and abs(m["iou"] - 28 / 36) < 1e-6
+
+
+@pytest.mark.core
 def test_every_pair_caption_is_measured_by_default_and_same_colour_pairs_are_told_apart():
     assert q.PAIR_CAPTIONS == 132
     assert inspect.signature(q.evaluate).parameters["pairs"].default == q.PAIR_CAPTIONS
