@@ -8,6 +8,7 @@ VENV := $(if $(filter pinned,$(LANE)),.venv,.venv-$(LANE))
 VENV_PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # Two pytest workers on the two cores (a test file per worker, its tests in order); 0 = one process.
+# Every run lists its 15 slowest tests (--durations), to keep the suite's time in view.
 WORKERS ?= 2
 
 .PHONY: bootstrap test test-all lint demo bench clean-env
@@ -17,7 +18,7 @@ bootstrap:
 
 test: bootstrap
 	$(VENV_PY) -m ruff check .
-	$(VENV_PY) -m pytest -q tests $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest -q tests $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile) --durations=15 $(PYTEST_ARGS)
 
 test-all:
 	@set -e; for lane in $(LANES); do echo "[make] lane $$lane"; $(MAKE) --no-print-directory test LANE=$$lane; done
