@@ -78,7 +78,9 @@ def cross_image(model, clip, vae, structure: str = "a red circle", appearance: s
                                                   object_words=words, adain_start=adain_start)
         out = host_nodes.common_ksampler(m, seed, steps, cfg, "euler", "normal", pos, q.encode(clip, ""), lat)[0]
         imgs = q.decode(vae, out["samples"])
-    o_s, o_a, o_out = _largest(imgs[0], s_colour), _largest(imgs[1], a_colour), _largest(imgs[2])
+    out_objects = q.read_objects(imgs[2])  # largest first
+    o_s, o_a = _largest(imgs[0], s_colour), _largest(imgs[1], a_colour)
+    o_out = out_objects[0] if out_objects else None
     res: Dict = {"seed": seed, "structure_found": o_s is not None, "appearance_found": o_a is not None,
                  "output_found": o_out is not None, "images": imgs}
     labels = q.colour_labels(imgs[2])
@@ -88,14 +90,10 @@ def cross_image(model, clip, vae, structure: str = "a red circle", appearance: s
     if o_out is not None:
         res.update(output_colour=o_out["colour"], output_shape=o_out["shape"])
     if o_s is not None and o_out is not None:
-        dx = (o_out["cx"] - o_s["cx"]) / imgs.shape[-1]
-        dy = (o_out["cy"] - o_s["cy"]) / imgs.shape[-2]
-        inter = float((o_s["mask"] & o_out["mask"]).sum())
-        union = float((o_s["mask"] | o_out["mask"]).sum())
-        res.update(offset=max(abs(dx), abs(dy)), iou=inter / union, structure_shape=o_s["shape"])
+        res.update(**_placement(o_out["mask"], o_s["mask"]), structure_shape=o_s["shape"])
     placed = None
     if o_s is not None:
-        touching = [o for o in q.read_objects(imgs[2]) if bool((o["mask"] & o_s["mask"]).any())]
+        touching = [o for o in out_objects if bool((o["mask"] & o_s["mask"]).any())]
         if touching:
             best = max(touching, key=lambda o: int((o["mask"] & o_s["mask"]).sum()))
             covered = torch.stack([o["mask"] for o in touching]).any(0)
